@@ -19,10 +19,10 @@ void log_write(LogLevel level, const char* component, const char* fmt, ...)
 
 }  // namespace hearth
 
-#define HEARTH_LOG(level, component, ...)                      \
-  do {                                                         \
+#define HEARTH_LOG(level, component, ...)                                   \
+  do {                                                                      \
     if (static_cast<int>(level) >= static_cast<int>(::hearth::log_level())) \
-      ::hearth::log_write(level, component, __VA_ARGS__);      \
+      ::hearth::log_write(level, component, __VA_ARGS__);                   \
   } while (0)
 #define HEARTH_DEBUG(component, ...) HEARTH_LOG(::hearth::LogLevel::kDebug, component, __VA_ARGS__)
 #define HEARTH_INFO(component, ...) HEARTH_LOG(::hearth::LogLevel::kInfo, component, __VA_ARGS__)

@@ -1,0 +1,170 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+#include "xmpp/account_store.h"
+#include "xmpp/jid.h"
+
+namespace hearth::cli {
+namespace {
+
+// Wipes itself: passwords never outlive their use.
+struct Secret {
+  std::string value;
+  ~Secret() { sodium_memzero(value.data(), value.size()); }
+};
+
+constexpr size_t kMaxPassword = 1024;
+
+// One line from fd, without the newline.
+Result<std::string> read_line(int fd) {
+  std::string line;
+  char c;
+  for (;;) {
+    ssize_t n = read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == '\n') break;
+    if (line.size() >= kMaxPassword) {
+      sodium_memzero(line.data(), line.size());
+      return make_error("password longer than 1024 bytes");
+    }
+    line.push_back(c);
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+Result<std::string> prompt_password(const char* prompt) {
+  fputs(prompt, stderr);
+  fflush(stderr);
+  struct termios old, quiet;
+  bool tty = tcgetattr(0, &old) == 0;
+  if (tty) {
+    quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(0, TCSAFLUSH, &quiet);
+  }
+  Result<std::string> line = read_line(0);
+  if (tty) {
+    tcsetattr(0, TCSAFLUSH, &old);
+    fputs("\n", stderr);
+  }
+  return line;
+}
+
+// --password PASS | --password-file FILE | stdin (asked twice on a terminal).
+Status get_password(const std::vector<std::string>& options, Secret* out) {
+  for (size_t i = 0; i < options.size(); ++i) {
+    if (options[i] == "--password") {
+      if (i + 1 >= options.size()) return make_error("--password needs a value");
+      out->value = options[i + 1];
+      return {};
+    }
+    if (options[i] == "--password-file") {
+      if (i + 1 >= options.size()) return make_error("--password-file needs a file name");
+      int fd = open(options[i + 1].c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return make_error("cannot read " + options[i + 1] + ": " + strerror(errno));
+      Result<std::string> line = read_line(fd);
+      close(fd);
+      if (!line.ok()) return line.error();
+      out->value = std::move(line.value());
+      return {};
+    }
+  }
+  if (isatty(0)) {
+    Result<std::string> first = prompt_password("Password: ");
+    if (!first.ok()) return first.error();
+    Secret a{std::move(first.value())};
+    Result<std::string> second = prompt_password("Again: ");
+    if (!second.ok()) return second.error();
+    Secret b{std::move(second.value())};
+    if (a.value.size() != b.value.size() ||
+        sodium_memcmp(a.value.data(), b.value.data(), a.value.size()) != 0)
+      return make_error("the passwords differ");
+    out->value = a.value;
+    return {};
+  }
+  Result<std::string> line = read_line(0);
+  if (!line.ok()) return line.error();
+  out->value = std::move(line.value());
+  return {};
+}
+
+// The options after JID must be password options only.
+Status check_options(const std::vector<std::string>& rest, size_t from, bool password_allowed) {
+  for (size_t i = from; i < rest.size(); ++i) {
+    if (password_allowed && (rest[i] == "--password" || rest[i] == "--password-file")) {
+      ++i;
+      continue;
+    }
+    return make_error("unexpected argument '" + rest[i] + "'");
+  }
+  return {};
+}
+
+}  // namespace
+
+int cmd_user(const std::string& action, const Args& args) {
+  bool needs_jid = action == "add" || action == "passwd" || action == "del";
+  if (!needs_jid && action != "list")
+    return usage_error("unknown user action '" + action + "'; use add, passwd, del or list");
+  Result<config::Config> cfg = config::load_file(args.config_path);
+  if (!cfg.ok()) return fail(cfg.error().message);
+
+  std::string username;
+  if (needs_jid) {
+    if (args.rest.empty())
+      return usage_error("user " + action + " needs a JID (user@" + cfg->domain + ")");
+    Result<xmpp::Jid> jid = xmpp::Jid::parse(args.rest[0]);
+    if (!jid.ok()) return fail("invalid JID '" + args.rest[0] + "': " + jid.error().message);
+    if (!jid->has_local() || jid->has_resource())
+      return fail("'" + args.rest[0] + "' is not an account JID; write user@" + cfg->domain);
+    if (jid->domain() != cfg->domain)
+      return fail("this server serves " + cfg->domain + ", not " + jid->domain());
+    username = jid->local();
+    if (Status s = check_options(args.rest, 1, action != "del"); !s.ok())
+      return usage_error(s.error().message);
+  } else if (Status s = check_options(args.rest, 0, false); !s.ok()) {
+    return usage_error(s.error().message);
+  }
+
+  if (mkdir(cfg->data_dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return fail("cannot create " + cfg->data_dir + ": " + strerror(errno));
+  Result<std::unique_ptr<xmpp::AccountStore>> store =
+      xmpp::AccountStore::open(cfg->accounts_path());
+  if (!store.ok()) return fail(store.error().message);
+  xmpp::AccountStore& accounts = *store.value();
+  std::string jid = username + "@" + cfg->domain;
+
+  if (action == "list") {
+    Result<std::vector<std::string>> names = accounts.list();
+    if (!names.ok()) return fail(names.error().message);
+    for (const std::string& n : names.value())
+      printf("%s@%s\n", n.c_str(), cfg->domain.c_str());
+    return 0;
+  }
+  if (action == "del") {
+    if (Status s = accounts.remove(username); !s.ok()) return fail(s.error().message);
+    printf("deleted %s\n", jid.c_str());
+    return 0;
+  }
+  Secret password;
+  if (Status s = get_password(args.rest, &password); !s.ok()) return fail(s.error().message);
+  if (password.value.empty()) return fail("empty password");
+  Status s = action == "add"
+                 ? accounts.create(username, password.value, cfg->scram_iterations)
+                 : accounts.set_password(username, password.value, cfg->scram_iterations);
+  if (!s.ok()) return fail(s.error().message);
+  printf(action == "add" ? "created %s\n" : "password changed for %s\n", jid.c_str());
+  return 0;
+}
+
+}  // namespace hearth::cli

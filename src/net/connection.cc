@@ -1,0 +1,212 @@
+#include "net/connection.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/log.h"
+
+namespace hearth::net {
+namespace {
+// One receive buffer for the whole loop (single-threaded).
+char g_read_buffer[16384];
+std::string g_plain;  // decrypted input scratch, reused
+// Connections with output queued in this turn; flushed at its end.
+std::vector<Connection*> g_dirty;
+constexpr uint64_t kCloseGraceMs = 3000;
+}  // namespace
+
+Connection::Connection(core::Loop* loop, int fd, std::string peer, const TlsContext* tls,
+                       bool direct_tls)
+    : loop_(loop), fd_(fd), peer_(std::move(peer)), tls_ctx_(tls) {
+  if (direct_tls && tls_ctx_) tls_ = std::make_unique<TlsSession>(*tls_ctx_, true);
+}
+
+Connection::~Connection() {
+  if (flush_scheduled_) g_dirty.erase(std::find(g_dirty.begin(), g_dirty.end(), this));
+  if (close_timer_) loop_->cancel_timer(close_timer_);
+  if (fd_ >= 0) {
+    loop_->remove(fd_);
+    ::close(fd_);
+  }
+}
+
+Status Connection::start(ConnectionHandler* handler) {
+  handler_ = handler;
+  return loop_->add(fd_, EPOLLIN | EPOLLRDHUP, this);
+}
+
+void Connection::send(std::string_view data) {
+  if (state_ != State::kOpen || data.empty()) return;
+  if (tls_) {
+    if (tls_->write(data) == TlsSession::State::kError) {
+      finish("tls write failed");
+      return;
+    }
+    out_.append(tls_->outgoing());
+    tls_->outgoing().clear();
+  } else {
+    out_.append(data);
+  }
+  if (buffered() > kMaxBuffered) {
+    HEARTH_WARN("net", "%s: output buffer over %zu bytes, closing", peer_.c_str(), kMaxBuffered);
+    finish("output buffer full");
+    return;
+  }
+  schedule_flush();
+}
+
+void Connection::start_tls() {
+  if (tls_ || !tls_ctx_ || state_ != State::kOpen) return;
+  tls_ = std::make_unique<TlsSession>(*tls_ctx_, false);
+}
+
+void Connection::close() {
+  if (state_ != State::kOpen) return;
+  state_ = State::kClosing;
+  if (tls_) {
+    tls_->shutdown();
+    out_.append(tls_->outgoing());
+    tls_->outgoing().clear();
+  }
+  close_timer_ = loop_->add_timer(kCloseGraceMs, [this] {
+    close_timer_ = 0;
+    finish("close timed out");
+  });
+  schedule_flush();
+}
+
+void Connection::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  g_dirty.push_back(this);
+}
+
+void Connection::flush_all() {
+  // flush() may close a connection, whose handler may queue output on
+  // others: loop until nothing is dirty.
+  while (!g_dirty.empty()) {
+    std::vector<Connection*> batch;
+    batch.swap(g_dirty);
+    for (Connection* c : batch) {
+      c->flush_scheduled_ = false;
+      c->flush();
+    }
+  }
+}
+
+void Connection::on_io(uint32_t events) {
+  if (state_ == State::kClosed) return;
+  if (events & EPOLLOUT) flush();
+  if (state_ == State::kClosed) return;
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) handle_read();
+}
+
+void Connection::handle_read() {
+  // Bounded per turn for fairness; level-triggered epoll calls us again.
+  for (int round = 0; round < 4 && state_ != State::kClosed; ++round) {
+    ssize_t n = ::recv(fd_, g_read_buffer, sizeof g_read_buffer, 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR) continue;
+      finish(strerror(errno));
+      return;
+    }
+    if (n == 0) {
+      finish("peer closed the connection");
+      return;
+    }
+    if (state_ == State::kClosing) continue;  // draining; input is ignored
+    if (!tls_) {
+      handler_->on_data(std::string_view(g_read_buffer, static_cast<size_t>(n)));
+      continue;
+    }
+    tls_->feed(std::string_view(g_read_buffer, static_cast<size_t>(n)));
+    pump_tls();
+  }
+}
+
+void Connection::pump_tls() {
+  g_plain.clear();
+  TlsSession::State st = tls_->read(&g_plain);
+  if (!tls_->outgoing().empty()) {
+    out_.append(tls_->outgoing());
+    tls_->outgoing().clear();
+    schedule_flush();
+  }
+  if (st == TlsSession::State::kError) {
+    HEARTH_INFO("net", "%s: TLS error: %s", peer_.c_str(), tls_->error().c_str());
+    // Let the alert go out before closing.
+    state_ = State::kClosing;
+    flush();
+    finish("tls error");
+    return;
+  }
+  if (st == TlsSession::State::kOpen && !handshake_reported_) {
+    handshake_reported_ = true;
+    HEARTH_DEBUG("net", "%s: %s %s", peer_.c_str(), tls_->version().c_str(),
+                 tls_->cipher().c_str());
+    handler_->on_tls_ready();
+    if (state_ == State::kClosed) return;
+  }
+  // Handlers never read from a connection, so g_plain is not reentered.
+  if (!g_plain.empty()) handler_->on_data(g_plain);
+  if (st == TlsSession::State::kClosed) finish("peer sent close_notify");
+}
+
+void Connection::flush() {
+  if (state_ == State::kClosed) return;
+  while (out_pos_ < out_.size()) {
+    ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      finish(strerror(errno));
+      return;
+    }
+    out_pos_ += static_cast<size_t>(n);
+  }
+  if (out_pos_ == out_.size()) {
+    out_.clear();
+    out_pos_ = 0;
+    // Idle buffers shrink: keep small connections small.
+    if (out_.capacity() > 16384) out_.shrink_to_fit();
+    if (state_ == State::kClosing) {
+      ::shutdown(fd_, SHUT_WR);
+      finish("closed");
+      return;
+    }
+  } else if (out_pos_ > 65536) {
+    out_.erase(0, out_pos_);
+    out_pos_ = 0;
+  }
+  update_events();
+}
+
+void Connection::update_events() {
+  bool want = out_pos_ < out_.size();
+  if (want == want_write_) return;
+  want_write_ = want;
+  uint32_t ev = EPOLLIN | EPOLLRDHUP | (want ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  (void)loop_->modify(fd_, ev, this);
+}
+
+void Connection::finish(std::string_view reason) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  if (close_timer_) {
+    loop_->cancel_timer(close_timer_);
+    close_timer_ = 0;
+  }
+  loop_->remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  if (handler_) handler_->on_closed(reason);
+}
+
+}  // namespace hearth::net

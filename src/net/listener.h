@@ -1,0 +1,40 @@
+// Listening sockets: bound once, accepted non-blocking by the loop.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/loop.h"
+#include "core/result.h"
+
+namespace hearth::net {
+
+class Listener : public core::IoHandler {
+ public:
+  // Called with a non-blocking, close-on-exec client socket and the peer's
+  // printable address.
+  using AcceptFn = std::function<void(int fd, std::string peer)>;
+
+  ~Listener() override;
+  // Binds `address` ("*" = all, dual-stack) on `port` (0 = ephemeral).
+  static Result<std::unique_ptr<Listener>> bind(const std::string& address, uint16_t port);
+
+  Status start(core::Loop* loop, AcceptFn fn);
+  uint16_t port() const { return port_; }
+  const std::string& address() const { return address_; }  // as bound, printable
+  void on_io(uint32_t events) override;
+
+ private:
+  Listener() = default;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::string address_;
+  core::Loop* loop_ = nullptr;
+  AcceptFn fn_;
+};
+
+// "1.2.3.4:5" / "[::1]:5"
+std::string format_sockaddr(const void* sa, unsigned len);
+
+}  // namespace hearth::net

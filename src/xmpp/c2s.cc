@@ -1,0 +1,495 @@
+#include "xmpp/c2s.h"
+
+#include <sodium.h>
+
+#include "core/base64.h"
+#include "core/log.h"
+#include "xml/element.h"
+
+namespace hearth::xmpp {
+namespace {
+// Before authentication nothing big is legitimate (RFC 6120 leaves this to
+// policy; SASL messages are a few hundred bytes).
+constexpr size_t kPreAuthStanzaSize = 16384;
+constexpr unsigned kMaxSaslFailures = 3;
+std::string g_out;  // serialisation scratch, reused by every stream
+
+std::string random_token(size_t bytes) {
+  unsigned char raw[32];
+  randombytes_buf(raw, bytes);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (size_t i = 0; i < bytes; ++i) {
+    out.push_back(kHex[raw[i] >> 4]);
+    out.push_back(kHex[raw[i] & 15]);
+  }
+  return out;
+}
+}  // namespace
+
+C2sStream::C2sStream(StreamHost* host, std::unique_ptr<net::Connection> conn, bool direct_tls)
+    : host_(host),
+      conn_(std::move(conn)),
+      parser_(this, xml::ParserLimits{.max_stanza_size = kPreAuthStanzaSize}),
+      reply_arena_(1024) {
+  if (direct_tls) state_ = State::kTlsHandshake;
+}
+
+C2sStream::~C2sStream() {
+  if (auth_timer_) host_->loop().cancel_timer(auth_timer_);
+}
+
+Status C2sStream::start() {
+  auth_timer_ = host_->loop().add_timer(host_->pre_auth_timeout_ms(), [this] {
+    auth_timer_ = 0;
+    HEARTH_INFO("c2s", "%s: not authenticated in time", peer().c_str());
+    stream_error("connection-timeout", "authenticate sooner");
+  });
+  return conn_->start(this);
+}
+
+void C2sStream::on_data(std::string_view data) {
+  if (state_ == State::kClosed || closing_) return;
+  if (state_ == State::kTlsHandshake) return;  // cannot happen: TLS delivers after handshake
+  parser_.feed(data);
+}
+
+void C2sStream::on_tls_ready() {
+  tls_ = true;
+  // STARTTLS (RFC 6120 §5.4.3.3) and direct TLS (XEP-0368) both start a
+  // fresh stream over TLS.
+  parser_.reset();
+  header_sent_ = false;
+  state_ = State::kWaitHeader;
+}
+
+void C2sStream::on_stream_start(const xml::Element& header) {
+  std::string_view to = header.attr("to");
+  send_header(header.attr("from"));
+  if (to.empty()) {
+    stream_error("host-unknown", "the stream header needs to='" + host_->domain() + "'");
+    return;
+  }
+  Result<std::string> domain = normalize_domainpart(to);
+  if (!domain.ok() || domain.value() != host_->domain()) {
+    stream_error("host-unknown", "this server serves " + host_->domain());
+    return;
+  }
+  // RFC 6120 §4.7.5: we speak 1.0; a missing or older version is refused.
+  std::string_view version = header.attr("version");
+  if (version.empty() || version.substr(0, 2) != "1.") {
+    stream_error("unsupported-version", "version='1.0' is required");
+    return;
+  }
+  state_ = authenticated_ ? State::kAuthenticated : State::kFeatures;
+  send_features();
+}
+
+void C2sStream::send_header(std::string_view to_attr) {
+  if (header_sent_) return;
+  header_sent_ = true;
+  g_out.assign(
+      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+      "xmlns:stream='http://etherx.jabber.org/streams' id='");
+  g_out += random_token(16);
+  g_out += "' from='";
+  xml::append_escaped(&g_out, host_->domain(), true);
+  g_out += "'";
+  if (!to_attr.empty() && to_attr.size() < 3072) {
+    // RFC 6120 §4.7.2: echo the initiator's 'from' as 'to' (only if sane).
+    Result<Jid> to = Jid::parse(to_attr);
+    if (to.ok()) {
+      g_out += " to='";
+      xml::append_escaped(&g_out, to->full(), true);
+      g_out += "'";
+    }
+  }
+  g_out += " version='1.0' xml:lang='en'>";
+  conn_->send(g_out);
+}
+
+ChannelBindings C2sStream::channel_bindings() const {
+  ChannelBindings cb;
+  if (!tls_ || !conn_->tls()) return cb;
+  cb.tls = true;
+  cb.tls_exporter = conn_->tls()->exporter_binding();
+  if (const net::TlsContext* ctx = host_->tls_context())
+    cb.tls_server_end_point = ctx->server_end_point();
+  return cb;
+}
+
+void C2sStream::send_features() {
+  g_out.assign("<stream:features>");
+  if (!tls_) {
+    // require_encryption: STARTTLS is the only thing on offer.
+    g_out += "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>";
+  } else if (!authenticated_) {
+    ChannelBindings cb = channel_bindings();
+    g_out += "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>";
+    for (const std::string& m : host_->authenticator().mechanisms(cb)) {
+      g_out += "<mechanism>";
+      g_out += m;
+      g_out += "</mechanism>";
+    }
+    g_out += "</mechanisms>";
+    if (cb.any()) {
+      // XEP-0440: the channel-binding types we can verify.
+      g_out += "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>";
+      if (!cb.tls_server_end_point.empty())
+        g_out += "<channel-binding type='tls-server-end-point'/>";
+      if (!cb.tls_exporter.empty()) g_out += "<channel-binding type='tls-exporter'/>";
+      g_out += "</sasl-channel-binding>";
+    }
+  } else {
+    g_out +=
+        "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+        "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>";
+  }
+  g_out += "</stream:features>";
+  conn_->send(g_out);
+}
+
+void C2sStream::on_stanza(xml::Element& e) {
+  if (state_ == State::kClosed || closing_) return;
+  if (!tls_) {
+    if (e.ns == kNsTls && e.name == "starttls" && state_ == State::kFeatures) {
+      conn_->send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      // Bytes pipelined after <starttls/> are dropped (command injection,
+      // CVE-2011-0411 style): the parser discards the rest of this chunk.
+      parser_.reset();
+      conn_->start_tls();
+      state_ = State::kTlsHandshake;
+      return;
+    }
+    stream_error("policy-violation", "TLS is required: send <starttls/> first");
+    return;
+  }
+  if (e.ns == kNsSasl) {
+    if (authenticated_) {
+      stream_error("policy-violation", "already authenticated");
+      return;
+    }
+    handle_sasl(e);
+    return;
+  }
+  if (e.ns == kNsTls) {
+    stream_error("policy-violation", "TLS is already active");
+    return;
+  }
+  if (!authenticated_ || state_ == State::kSasl) {
+    // RFC 6120 §4.9.3.12
+    stream_error("not-authorized", "authenticate first");
+    return;
+  }
+  if (e.ns != xml::kNsClient || (e.name != "message" && e.name != "presence" && e.name != "iq")) {
+    stream_error("unsupported-stanza-type");
+    return;
+  }
+  if (state_ == State::kAuthenticated) {
+    if (e.name == "iq" && e.attr("type") == "set") {
+      if (xml::Element* b = e.child("bind", kNsBind)) {
+        (void)b;
+        handle_bind(e);
+        return;
+      }
+    }
+    stream_error("not-authorized", "bind a resource first");
+    return;
+  }
+  handle_stanza(e);
+}
+
+void C2sStream::handle_sasl(xml::Element& e) {
+  if (e.name == "abort") {
+    if (sasl_exchange_) host_->authenticator().abort(sasl_exchange_);
+    sasl_exchange_ = 0;
+    sasl_wait_initial_ = false;
+    sasl_pending_ = false;
+    state_ = State::kFeatures;
+    conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><aborted/></failure>");
+    return;
+  }
+  bool is_auth = e.name == "auth";
+  bool is_response = e.name == "response";
+  if (!is_auth && !is_response) {
+    stream_error("unsupported-stanza-type");
+    return;
+  }
+  if (sasl_pending_) {
+    // The authenticator has not answered yet: the client must wait.
+    stream_error("policy-violation", "wait for the server's SASL reply");
+    return;
+  }
+  std::string text = e.text();
+  Result<std::string> data = std::string();
+  if (!(is_auth && text == "=")) {
+    data = base64_decode(text);
+    if (!data.ok()) {
+      sasl_failure("incorrect-encoding");
+      return;
+    }
+  }
+  Authenticator& auth = host_->authenticator();
+  if (is_auth) {
+    if (state_ == State::kSasl) {
+      stream_error("policy-violation", "a SASL exchange is already running");
+      return;
+    }
+    sasl_mechanism_ = std::string(e.attr("mechanism"));
+    state_ = State::kSasl;
+    if (text.empty()) {
+      // No initial response (RFC 6120 §6.4.2): ask for it with an empty challenge.
+      sasl_wait_initial_ = true;
+      conn_->send("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+      return;
+    }
+    sasl_pending_ = true;
+    sasl_exchange_ = auth.start(sasl_mechanism_, data.value(), channel_bindings(),
+                                [this](SaslReply r) { sasl_reply(std::move(r)); });
+    sodium_memzero(data.value().data(), data.value().size());
+    return;
+  }
+  if (state_ != State::kSasl) {
+    stream_error("policy-violation", "<response/> without an exchange");
+    return;
+  }
+  sasl_pending_ = true;
+  if (sasl_wait_initial_) {
+    sasl_wait_initial_ = false;
+    sasl_exchange_ = auth.start(sasl_mechanism_, data.value(), channel_bindings(),
+                                [this](SaslReply r) { sasl_reply(std::move(r)); });
+  } else {
+    auth.step(sasl_exchange_, data.value(), [this](SaslReply r) { sasl_reply(std::move(r)); });
+  }
+  sodium_memzero(data.value().data(), data.value().size());
+}
+
+void C2sStream::sasl_reply(SaslReply reply) {
+  sasl_pending_ = false;
+  if (state_ != State::kSasl || closing_) return;
+  switch (reply.kind) {
+    case SaslReply::Kind::kChallenge:
+      g_out.assign("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>");
+      g_out += base64_encode(reply.data);
+      g_out += "</challenge>";
+      conn_->send(g_out);
+      return;
+    case SaslReply::Kind::kSuccess: {
+      sasl_exchange_ = 0;
+      authenticated_ = true;
+      username_ = reply.username;
+      HEARTH_INFO("c2s", "%s: authenticated %s@%s with %s", peer().c_str(), username_.c_str(),
+                  host_->domain().c_str(), sasl_mechanism_.c_str());
+      g_out.assign("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>");
+      if (!reply.data.empty()) g_out += base64_encode(reply.data);
+      g_out += "</success>";
+      conn_->send(g_out);
+      // RFC 6120 §6.4.6: the stream restarts; stanza limits now apply in full.
+      parser_.reset();
+      parser_.set_max_stanza_size(host_->max_stanza_size());
+      header_sent_ = false;
+      state_ = State::kWaitHeader;
+      return;
+    }
+    case SaslReply::Kind::kFailure:
+      sasl_exchange_ = 0;
+      HEARTH_INFO("c2s", "%s: authentication failed (%s, %s)", peer().c_str(),
+                  sasl_mechanism_.c_str(), reply.condition.c_str());
+      sasl_failure(reply.condition.empty() ? "not-authorized" : reply.condition);
+      return;
+  }
+}
+
+void C2sStream::sasl_failure(std::string_view condition) {
+  if (sasl_exchange_) host_->authenticator().abort(sasl_exchange_);
+  sasl_exchange_ = 0;
+  sasl_wait_initial_ = false;
+  sasl_pending_ = false;
+  state_ = State::kFeatures;
+  g_out.assign("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><");
+  g_out += condition;
+  g_out += "/></failure>";
+  conn_->send(g_out);
+  // RFC 6120 §6.4.5 lets the server limit retries.
+  if (++sasl_failures_ >= kMaxSaslFailures)
+    stream_error("policy-violation", "too many failed authentication attempts");
+}
+
+void C2sStream::handle_bind(xml::Element& iq) {
+  xml::Element* bind = iq.child("bind", kNsBind);
+  std::string resource;
+  if (xml::Element* r = bind->child("resource", kNsBind)) resource = r->text();
+  xml::Element* reply = reply_arena_.make_element("iq", xml::kNsClient);
+  if (iq.has_attr("id")) reply->set_attr("id", iq.attr("id"));
+  Result<Jid> jid = make_error("");
+  if (resource.empty()) {
+    jid = Jid::from_parts(username_, host_->domain(), random_token(8));
+  } else {
+    jid = Jid::from_parts(username_, host_->domain(), resource);
+  }
+  if (!jid.ok()) {
+    reply->set_attr("type", "error");
+    xml::Element* error = reply->add_child("error", xml::kNsClient);
+    error->set_attr("type", "modify");
+    error->add_child("bad-request", kNsStanzas);
+    send_element(*reply);
+    reply_arena_.reset();
+    return;
+  }
+  jid_ = std::move(jid.value());
+  Session* old = host_->router().bind(this);
+  registered_ = true;
+  if (old) {
+    // RFC 6120 §7.7.2.2: the newer session wins; the older one is told why.
+    old->kick("conflict", "replaced by a new connection with the same resource");
+  }
+  state_ = State::kBound;
+  if (auth_timer_) {
+    host_->loop().cancel_timer(auth_timer_);
+    auth_timer_ = 0;
+  }
+  HEARTH_INFO("c2s", "%s: bound %s", peer().c_str(), jid_.full().c_str());
+  reply->set_attr("type", "result");
+  reply->add_child("bind", kNsBind)->add_child("jid", kNsBind)->add_text(jid_.full());
+  send_element(*reply);
+  reply_arena_.reset();
+}
+
+void C2sStream::handle_stanza(xml::Element& st) {
+  Router& router = host_->router();
+  // RFC 6120 §8.1.2.1: 'from' is ours to stamp; a different one is an error.
+  std::string full = jid_.full();
+  std::string_view from = st.attr("from");
+  if (!from.empty()) {
+    Result<Jid> f = Jid::parse(from);
+    if (!f.ok() || (f.value() != jid_ && f.value() != jid_.bare_jid())) {
+      stream_error("invalid-from");
+      return;
+    }
+  }
+  st.set_attr("from", full);
+  std::string_view type = st.attr("type");
+  if (st.name == "iq") {
+    if (!st.has_attr("id") ||
+        (type != "get" && type != "set" && type != "result" && type != "error")) {
+      router.reply_error(st, *this, "modify", "bad-request", "an iq needs an id and a type");
+      return;
+    }
+    if (type == "get" || type == "set") {
+      // RFC 6120 §8.2.3: exactly one payload child.
+      int children = 0;
+      for (const xml::Node& n : st.children)
+        if (n.element) ++children;
+      if (children != 1) {
+        router.reply_error(st, *this, "modify", "bad-request", "get and set carry one child");
+        return;
+      }
+      if (st.child("bind", kNsBind)) {
+        router.reply_error(st, *this, "cancel", "not-allowed", "already bound");
+        return;
+      }
+    }
+  } else if (st.name == "message") {
+    if (!type.empty() && type != "chat" && type != "normal" && type != "groupchat" &&
+        type != "headline" && type != "error") {
+      router.reply_error(st, *this, "modify", "bad-request", "unknown message type");
+      return;
+    }
+  } else if (st.name == "presence") {
+    if (!type.empty() && type != "unavailable" && type != "subscribe" && type != "subscribed" &&
+        type != "unsubscribe" && type != "unsubscribed" && type != "probe" && type != "error") {
+      router.reply_error(st, *this, "modify", "bad-request", "unknown presence type");
+      return;
+    }
+  }
+  router.route(st, *this);
+}
+
+void C2sStream::deliver(const xml::Element& stanza) {
+  if (state_ == State::kClosed || closing_) return;
+  g_out.clear();
+  xml::serialize(stanza, &g_out);
+  conn_->send(g_out);
+}
+
+void C2sStream::send_element(const xml::Element& e) {
+  g_out.clear();
+  xml::serialize(e, &g_out);
+  conn_->send(g_out);
+}
+
+void C2sStream::kick(std::string_view condition, std::string_view text) {
+  if (registered_) {
+    host_->router().unbind(this);
+    registered_ = false;
+  }
+  stream_error(condition, text);
+}
+
+void C2sStream::stream_error(std::string_view condition, std::string_view text) {
+  if (state_ == State::kClosed || closing_) return;
+  if (state_ == State::kTlsHandshake && !tls_ && conn_->is_tls()) {
+    // Nothing XML can be said inside an unfinished handshake.
+    end(condition);
+    return;
+  }
+  send_header({});
+  g_out.assign("<stream:error><");
+  g_out += condition;
+  g_out += " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>";
+  if (!text.empty()) {
+    g_out += "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>";
+    xml::append_escaped(&g_out, text, false);
+    g_out += "</text>";
+  }
+  g_out += "</stream:error></stream:stream>";
+  conn_->send(g_out);
+  HEARTH_INFO("c2s", "%s: stream error %.*s", peer().c_str(), static_cast<int>(condition.size()),
+              condition.data());
+  end(condition);
+}
+
+void C2sStream::on_stream_end() {
+  if (closing_) return;
+  send_header({});
+  conn_->send("</stream:stream>");
+  end("client closed the stream");
+}
+
+void C2sStream::on_stream_error(xml::StreamError error, std::string_view text) {
+  stream_error(xml::stream_error_name(error), text);
+}
+
+void C2sStream::end(std::string_view reason) {
+  (void)reason;
+  if (closing_) return;
+  closing_ = true;
+  if (registered_) {
+    // Tell the account's other resources this one is gone (RFC 6121 §4.5.2).
+    if (available()) {
+      xml::Element* p = reply_arena_.make_element("presence", xml::kNsClient);
+      p->set_attr("from", jid_.full());
+      p->set_attr("type", "unavailable");
+      host_->router().broadcast_own_presence(*p, *this);
+      reply_arena_.reset();
+    }
+    host_->router().unbind(this);
+    registered_ = false;
+  }
+  if (sasl_exchange_) {
+    host_->authenticator().abort(sasl_exchange_);
+    sasl_exchange_ = 0;
+  }
+  conn_->close();
+}
+
+void C2sStream::on_closed(std::string_view reason) {
+  HEARTH_DEBUG("c2s", "%s: closed (%.*s)", peer().c_str(), static_cast<int>(reason.size()),
+               reason.data());
+  if (!closing_) end(reason);
+  state_ = State::kClosed;
+  host_->stream_closed(this);
+}
+
+}  // namespace hearth::xmpp

@@ -1,0 +1,89 @@
+// The router: where a stanza from a local session goes (RFC 6120 §10,
+// RFC 6121 §8). Local sessions by full and bare JID, the server itself
+// (ping, disco, legacy session), and errors for what we cannot deliver yet
+// (remote domains until s2s; offline users until offline storage).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "xml/element.h"
+#include "xmpp/jid.h"
+
+namespace hearth::xmpp {
+
+class Session {
+ public:
+  virtual ~Session() = default;
+  virtual const Jid& jid() const = 0;  // the bound full JID
+  // Serialise and send a stanza to this session's client.
+  virtual void deliver(const xml::Element& stanza) = 0;
+  // Close the stream with a stream error (e.g. "conflict").
+  virtual void kick(std::string_view condition, std::string_view text) = 0;
+
+  bool available() const { return available_; }
+  int priority() const { return priority_; }
+  void set_presence(bool available, int priority) {
+    available_ = available;
+    priority_ = priority;
+  }
+
+ private:
+  bool available_ = false;
+  int priority_ = 0;
+};
+
+inline constexpr std::string_view kNsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
+inline constexpr std::string_view kNsPing = "urn:xmpp:ping";
+inline constexpr std::string_view kNsDiscoInfo = "http://jabber.org/protocol/disco#info";
+inline constexpr std::string_view kNsDiscoItems = "http://jabber.org/protocol/disco#items";
+inline constexpr std::string_view kNsSession = "urn:ietf:params:xml:ns:xmpp-session";
+
+class Router {
+ public:
+  explicit Router(std::string domain);
+
+  const std::string& domain() const { return domain_; }
+
+  // Registers a bound session. If another session has the same full JID it
+  // is unregistered and returned (the caller kicks it with <conflict/>).
+  Session* bind(Session* session);
+  void unbind(Session* session);
+  Session* find(std::string_view full_jid) const;
+  // Sessions of one account (bare JID); empty if none.
+  const std::vector<Session*>& resources(std::string_view bare_jid) const;
+  size_t session_count() const { return count_; }
+  std::vector<Session*> all_sessions() const;
+
+  // A stanza sent by `origin`, already checked and stamped with from=full
+  // JID. It may be modified (attributes) while routing.
+  void route(xml::Element& stanza, Session& origin);
+
+  // Presence of `origin` changed (initial/unavailable presence without 'to'):
+  // RFC 6121 §4.2.2 / §4.5.2 broadcast to the account's available resources.
+  void broadcast_own_presence(xml::Element& presence, Session& origin);
+
+  // Sends an error reply to `origin` for `stanza` (never for type='error').
+  void reply_error(const xml::Element& stanza, Session& origin, std::string_view type,
+                   std::string_view condition, std::string_view text = {});
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  void route_to_server(xml::Element& stanza, Session& origin);
+  void route_to_local(xml::Element& stanza, const Jid& to, Session& origin);
+  void deliver_to_bare(xml::Element& stanza, std::string_view bare, Session& origin);
+  xml::Element* make_reply(const xml::Element& stanza, std::string_view type);
+
+  std::string domain_;
+  std::unordered_map<std::string, std::vector<Session*>, Hash, std::equal_to<>> by_bare_;
+  size_t count_ = 0;
+  xml::Arena arena_;  // replies built by the router, reset after each route()
+};
+
+}  // namespace hearth::xmpp

@@ -1,0 +1,63 @@
+// The reactor's server object: configuration, listeners, TLS context,
+// authenticator, router and the live streams, driven by one Loop.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "core/loop.h"
+#include "net/listener.h"
+#include "net/tls.h"
+#include "xmpp/account_store.h"
+#include "xmpp/auth.h"
+#include "xmpp/c2s.h"
+#include "xmpp/router.h"
+
+namespace hearth::xmpp {
+
+class Server : public StreamHost {
+ public:
+  explicit Server(config::Config config);
+  ~Server() override;
+
+  // Opens storage, loads (or creates) the certificate, binds the listeners.
+  Status start();
+  // Serves until SIGTERM/SIGINT; returns the process exit code.
+  int run();
+
+  // StreamHost
+  core::Loop& loop() override { return *loop_; }
+  Router& router() override { return router_; }
+  Authenticator& authenticator() override { return *auth_; }
+  const std::string& domain() const override { return config_.domain; }
+  const net::TlsContext* tls_context() const override { return tls_.get(); }
+  size_t max_stanza_size() const override { return config_.max_stanza_size; }
+  uint32_t pre_auth_timeout_ms() const override { return config_.pre_auth_timeout * 1000u; }
+  void stream_closed(C2sStream* stream) override;
+
+ private:
+  void accept(int fd, std::string peer, bool direct_tls);
+  void on_signal(int sig);
+  void shutdown();
+  void reload();
+
+  config::Config config_;
+  std::string config_path_;
+  std::unique_ptr<core::Loop> loop_;
+  std::unique_ptr<net::TlsContext> tls_;
+  std::unique_ptr<AccountStore> accounts_;
+  std::unique_ptr<Authenticator> auth_;
+  Router router_;
+  std::vector<std::unique_ptr<net::Listener>> listeners_;
+  std::unordered_map<C2sStream*, std::unique_ptr<C2sStream>> streams_;
+  std::vector<std::unique_ptr<C2sStream>> graveyard_;
+  bool shutting_down_ = false;
+
+ public:
+  void set_config_path(std::string path) { config_path_ = std::move(path); }
+};
+
+}  // namespace hearth::xmpp
