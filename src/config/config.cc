@@ -1,0 +1,540 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "config/ini.h"
+
+namespace hearth::config {
+namespace {
+
+constexpr size_t kMaxFileSize = 1 << 20;
+
+struct Row;
+// Fills a Config field from the raw (trimmed, still quoted) value. Returns ""
+// or "what is wrong; what to write instead" without the file:line prefix.
+using Setter = std::string (*)(const Row& row, std::string_view raw, Config* config);
+
+// One key: the public KeyInfo plus what only the loader needs.
+struct Row {
+  KeyInfo info;
+  int64_t min;          // kInt only
+  int64_t max;          // kInt only
+  const char* example;  // value used in "write e.g." hints when there is no default
+  Setter set;
+};
+
+std::string name_of(const Row& row) {
+  return "'" + std::string(row.info.name) + "'";
+}
+
+// "write e.g. port = 5222", using the default or, failing that, the example.
+std::string hint(const Row& row) {
+  const char* value = row.info.default_value[0] != '\0' ? row.info.default_value : row.example;
+  return "write e.g. " + std::string(row.info.name) + " = " + value;
+}
+
+std::string string_value(const Row& row, std::string_view raw, std::string* out) {
+  Result<std::string> value = ini::unquote(raw, row.info.name);
+  if (!value) return value.error().message;
+  *out = std::move(value.value());
+  return {};
+}
+
+std::string list_value(const Row& row, std::string_view raw, std::vector<std::string>* out) {
+  Result<std::vector<std::string>> items = ini::split_list(raw, row.info.name);
+  if (!items) return items.error().message;
+  *out = std::move(items.value());
+  return {};
+}
+
+std::string int_value(const Row& row, std::string_view raw, int64_t* out) {
+  std::string text;
+  if (std::string err = string_value(row, raw, &text); !err.empty()) return err;
+  int64_t v = 0;
+  if (!ini::parse_int(text, &v) || v < row.min || v > row.max) {
+    return name_of(row) + " must be an integer between " + std::to_string(row.min) + " and " +
+           std::to_string(row.max) + ", got " + ini::quoted(text) + "; " + hint(row);
+  }
+  *out = v;
+  return {};
+}
+
+void ascii_lower(std::string* s) {
+  for (char& c : *s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+}
+
+// Well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2, cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3, cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > s.size()) return false;
+    for (size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+bool is_ip(const std::string& s, int family) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(family, s.c_str(), buf) == 1;
+}
+
+// Checks a normalised (lowercase, no trailing dot) domain; returns why it is
+// not acceptable, or "".
+std::string domain_problem(const std::string& d) {
+  if (d.empty()) return "it is empty";
+  if (d.size() > 253) return "it is longer than 253 bytes";
+  if (d.find(' ') != std::string::npos || d.find('\t') != std::string::npos) {
+    return "it contains a space";
+  }
+  if (d.find('@') != std::string::npos) return "it contains '@': give only the part after it";
+  if (d.find('/') != std::string::npos) return "it contains '/'";
+  if (d.front() == '[' && d.back() == ']' && d.size() > 2) {
+    if (is_ip(d.substr(1, d.size() - 2), AF_INET6)) return {};
+    return "it is not a valid IPv6 address in brackets";
+  }
+  if (is_ip(d, AF_INET)) return {};
+  if (is_ip(d, AF_INET6)) return "an IPv6 address must be in brackets, e.g. [::1]";
+  if (!valid_utf8(d)) return "it is not valid UTF-8";
+  size_t start = 0;
+  while (start <= d.size()) {
+    size_t dot = d.find('.', start);
+    if (dot == std::string::npos) dot = d.size();
+    size_t len = dot - start;
+    if (len == 0) return "it has an empty label (two dots in a row, or a leading dot)";
+    if (len > 63) return "a label is longer than 63 bytes";
+    for (size_t i = start; i < dot; ++i) {
+      char c = d[i];
+      bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                static_cast<unsigned char>(c) >= 0x80;
+      if (!ok) return "character '" + std::string(1, c) + "' is not allowed";
+    }
+    start = dot + 1;
+  }
+  return {};
+}
+
+std::string set_domain(const Row& row, std::string_view raw, Config* config) {
+  std::string d;
+  if (std::string err = string_value(row, raw, &d); !err.empty()) return err;
+  std::string normal = d;
+  ascii_lower(&normal);
+  if (!normal.empty() && normal.back() == '.') normal.pop_back();
+  if (std::string why = domain_problem(normal); !why.empty()) {
+    return name_of(row) + " must be a domain name or IP address, got " + ini::quoted(d) + " (" +
+           why + "); write e.g. domain = example.org";
+  }
+  config->domain = std::move(normal);
+  return {};
+}
+
+std::string set_data_dir(const Row& row, std::string_view raw, Config* config) {
+  std::string dir;
+  if (std::string err = string_value(row, raw, &dir); !err.empty()) return err;
+  if (dir.empty() || dir.front() != '/') {
+    return name_of(row) + " must be an absolute path, got " + ini::quoted(dir) + "; " + hint(row);
+  }
+  while (dir.size() > 1 && dir.back() == '/')
+    dir.pop_back();
+  config->data_dir = std::move(dir);
+  return {};
+}
+
+std::string set_admins(const Row& row, std::string_view raw, Config* config) {
+  std::vector<std::string> jids;
+  if (std::string err = list_value(row, raw, &jids); !err.empty()) return err;
+  for (std::string& jid : jids) {
+    size_t at = jid.find('@');
+    const char* why = nullptr;
+    if (at == std::string::npos) {
+      why = "it has no '@'";
+    } else if (jid.find('@', at + 1) != std::string::npos) {
+      why = "it has more than one '@'";
+    } else if (jid.find('/') != std::string::npos) {
+      why = "a bare JID has no '/resource'";
+    } else if (at == 0 || at + 1 == jid.size()) {
+      why = "the part before or after '@' is empty";
+    } else if (jid.find(' ') != std::string::npos) {
+      why = "it contains a space";
+    }
+    if (why != nullptr) {
+      return name_of(row) + " entry " + ini::quoted(jid) + " is not a bare JID local@domain (" +
+             why + "); " + hint(row);
+    }
+    ascii_lower(&jid);
+  }
+  config->admins = std::move(jids);
+  return {};
+}
+
+std::string set_certificate(const Row& row, std::string_view raw, Config* config) {
+  return string_value(row, raw, &config->certificate);
+}
+
+std::string set_key(const Row& row, std::string_view raw, Config* config) {
+  return string_value(row, raw, &config->key);
+}
+
+std::string set_interfaces(const Row& row, std::string_view raw, Config* config) {
+  std::vector<std::string> addrs;
+  if (std::string err = list_value(row, raw, &addrs); !err.empty()) return err;
+  if (addrs.empty()) {
+    return name_of(row) + " must name at least one address; " + hint(row) +
+           " to listen on all addresses";
+  }
+  for (const std::string& a : addrs) {
+    if (a != "*" && !is_ip(a, AF_INET) && !is_ip(a, AF_INET6)) {
+      return name_of(row) + " entry " + ini::quoted(a) +
+             " must be * or an IPv4/IPv6 address (no brackets, no names); write e.g. "
+             "interfaces = 127.0.0.1, ::1";
+    }
+  }
+  config->interfaces = std::move(addrs);
+  return {};
+}
+
+template <class T, T Config::*field>
+std::string set_int(const Row& row, std::string_view raw, Config* config) {
+  int64_t v = 0;
+  if (std::string err = int_value(row, raw, &v); !err.empty()) return err;
+  config->*field = static_cast<T>(v);  // bounds (checked above) fit T
+  return {};
+}
+
+std::string set_log_level(const Row& row, std::string_view raw, Config* config) {
+  std::string text;
+  if (std::string err = string_value(row, raw, &text); !err.empty()) return err;
+  LogLevel level;
+  // log_parse_level also takes "warning"; the INI takes exactly the documented names.
+  bool listed = text == "debug" || text == "info" || text == "warn" || text == "error";
+  if (!listed || !log_parse_level(text, &level)) {
+    return name_of(row) + " must be one of debug, info, warn, error, got " + ini::quoted(text) +
+           "; " + hint(row);
+  }
+  config->log_level = level;
+  return {};
+}
+
+// The schema. Order is the order of config/hearth.ini; the bounds are
+// repeated in the docs because the reference file is read by people.
+const std::vector<Row>& rows() {
+  static const std::vector<Row> kRows = {
+      {{"server", "domain", KeyType::kString, "", true,
+        "The XMPP domain this server hosts: accounts are name@domain. Required."},
+       0,
+       0,
+       "example.org",
+       &set_domain},
+      {{"server", "data_dir", KeyType::kString, "/var/lib/hearth", false,
+        "Directory (absolute path) for the account and message databases and the "
+        "self-signed certificate."},
+       0,
+       0,
+       "",
+       &set_data_dir},
+      {{"server", "admins", KeyType::kList, "", false,
+        "Comma-separated bare JIDs (name@domain) allowed to administer the server; empty "
+        "means none."},
+       0,
+       0,
+       "alice@example.org",
+       &set_admins},
+      {{"tls", "certificate", KeyType::kString, "", false,
+        "PEM certificate chain; empty means a self-signed certificate generated in "
+        "data_dir. Set together with key."},
+       0,
+       0,
+       "/etc/hearth/fullchain.pem",
+       &set_certificate},
+      {{"tls", "key", KeyType::kString, "", false,
+        "PEM private key for certificate; empty when certificate is empty."},
+       0,
+       0,
+       "/etc/hearth/privkey.pem",
+       &set_key},
+      {{"c2s", "interfaces", KeyType::kList, "*", false,
+        "Comma-separated IPv4/IPv6 addresses to listen on for clients; * means all of them."},
+       0,
+       0,
+       "",
+       &set_interfaces},
+      {{"c2s", "port", KeyType::kInt, "5222", false,
+        "Client port with STARTTLS (RFC 6120), 0 to 65535; 0 picks a free port (tests only)."},
+       0,
+       65535,
+       "",
+       &set_int<uint16_t, &Config::port>},
+      {{"c2s", "direct_tls_port", KeyType::kInt, "5223", false,
+        "Client port with TLS from the first byte (XEP-0368), 0 to 65535; 0 picks a free "
+        "port (tests only)."},
+       0,
+       65535,
+       "",
+       &set_int<uint16_t, &Config::direct_tls_port>},
+      {{"c2s", "max_stanza_size", KeyType::kInt, "262144", false,
+        "Largest stanza a client may send, in bytes (10000 to 16777216); a larger one "
+        "closes the stream."},
+       10000,
+       16777216,
+       "",
+       &set_int<uint32_t, &Config::max_stanza_size>},
+      {{"c2s", "pre_auth_timeout", KeyType::kInt, "30", false,
+        "Seconds a new connection may take to log in before it is closed (5 to 3600)."},
+       5,
+       3600,
+       "",
+       &set_int<uint32_t, &Config::pre_auth_timeout>},
+      {{"auth", "scram_iterations", KeyType::kInt, "10000", false,
+        "PBKDF2 iterations for newly set passwords (4096 to 10000000); more is slower to "
+        "guess and slower to log in."},
+       4096,
+       10000000,
+       "",
+       &set_int<uint32_t, &Config::scram_iterations>},
+      {{"log", "level", KeyType::kEnum, "info", false,
+        "Least severe messages to log (to stderr): debug, info, warn or error."},
+       0,
+       0,
+       "",
+       &set_log_level},
+  };
+  return kRows;
+}
+
+// Section names in schema order, each once.
+std::vector<std::string_view> sections() {
+  std::vector<std::string_view> out;
+  for (const Row& row : rows())
+    if (std::find(out.begin(), out.end(), row.info.section) == out.end())
+      out.push_back(row.info.section);
+  return out;
+}
+
+const Row* find_row(std::string_view section, std::string_view name) {
+  for (const Row& row : rows())
+    if (section == row.info.section && name == row.info.name) return &row;
+  return nullptr;
+}
+
+// The closest candidate within two edits, or "" (ties go to the first).
+std::string_view closest(std::string_view word, const std::vector<std::string_view>& candidates) {
+  std::string_view best;
+  size_t best_distance = 3;
+  for (std::string_view c : candidates) {
+    size_t d = ini::edit_distance(word, c);
+    if (d < best_distance) best = c, best_distance = d;
+  }
+  return best;
+}
+
+std::string join(const std::vector<std::string_view>& items, std::string_view prefix,
+                 std::string_view suffix) {
+  std::string out;
+  for (std::string_view item : items) {
+    if (!out.empty()) out += ", ";
+    out += std::string(prefix) + std::string(item) + std::string(suffix);
+  }
+  return out;
+}
+
+std::string unknown_section(std::string_view name) {
+  std::vector<std::string_view> all = sections();
+  std::string list = join(all, "[", "]");
+  std::string_view guess = closest(name, all);
+  std::string out = "unknown section [" + std::string(name) + "]; ";
+  if (!guess.empty())
+    return out + "did you mean [" + std::string(guess) + "]? (sections: " + list + ")";
+  return out + "sections are: " + list;
+}
+
+std::string unknown_key(std::string_view section, std::string_view name) {
+  std::string out = "unknown key " + ini::quoted(name) + " in [" + std::string(section) + "]; ";
+  for (const Row& row : rows()) {
+    if (name == row.info.name) {
+      return out + "'" + std::string(name) + "' belongs in [" + row.info.section + "]";
+    }
+  }
+  std::vector<std::string_view> keys;
+  for (const Row& row : rows())
+    if (section == row.info.section) keys.push_back(row.info.name);
+  std::string list = "keys in [" + std::string(section) + "]: " + join(keys, "", "");
+  std::string_view guess = closest(name, keys);
+  if (!guess.empty()) return out + "did you mean '" + std::string(guess) + "'? (" + list + ")";
+  return out + list;
+}
+
+std::string key_outside_section(std::string_view name) {
+  std::string out = "key " + ini::quoted(name) + " comes before any [section]; ";
+  for (const Row& row : rows()) {
+    if (name == row.info.name) {
+      return out + "put it under [" + row.info.section + "]";
+    }
+  }
+  return out + "start the file with a section header, e.g. [server]";
+}
+
+std::string at(std::string_view filename, int line) {
+  return std::string(filename) + ":" + std::to_string(line) + ": ";
+}
+
+}  // namespace
+
+std::string Config::certificate_path() const {
+  return certificate.empty() ? data_dir + "/self-signed.crt" : certificate;
+}
+
+std::string Config::key_path() const {
+  return key.empty() ? data_dir + "/self-signed.key" : key;
+}
+
+const std::vector<KeyInfo>& schema() {
+  static const std::vector<KeyInfo> kSchema = [] {
+    std::vector<KeyInfo> out;
+    for (const Row& row : rows())
+      out.push_back(row.info);
+    return out;
+  }();
+  return kSchema;
+}
+
+Result<Config> parse(std::string_view text, std::string_view filename) {
+  Result<std::vector<ini::Entry>> entries = ini::tokenize(text, filename);
+  if (!entries) return entries.error();
+
+  const std::vector<Row>& all = rows();
+  Config config;
+  for (const Row& row : all) {
+    if (row.info.required) continue;
+    // The schema's defaults are the only defaults: a bad one is a bug here.
+    std::string err = row.set(row, row.info.default_value, &config);
+    if (!err.empty()) return make_error("internal: default of " + name_of(row) + ": " + err);
+  }
+
+  // Line on which each row was set; 0 = not set.
+  std::vector<int> set_on(all.size(), 0);
+  std::string_view section;
+  bool in_section = false;
+  for (const ini::Entry& e : entries.value()) {
+    if (e.kind == ini::Entry::Kind::kSection) {
+      std::vector<std::string_view> known = sections();
+      if (std::find(known.begin(), known.end(), e.name) == known.end()) {
+        return make_error(at(filename, e.line) + unknown_section(e.name));
+      }
+      section = e.name;
+      in_section = true;
+      continue;
+    }
+    if (!in_section) return make_error(at(filename, e.line) + key_outside_section(e.name));
+    const Row* row = find_row(section, e.name);
+    if (row == nullptr) return make_error(at(filename, e.line) + unknown_key(section, e.name));
+    size_t index = static_cast<size_t>(row - all.data());
+    if (set_on[index] != 0) {
+      return make_error(at(filename, e.line) + "duplicate key '" + row->info.name + "' in [" +
+                        row->info.section + "], first set on line " +
+                        std::to_string(set_on[index]) + "; keep only one of them");
+    }
+    if (std::string err = row->set(*row, e.value, &config); !err.empty()) {
+      return make_error(at(filename, e.line) + err);
+    }
+    set_on[index] = e.line;
+  }
+
+  for (size_t i = 0; i < all.size(); ++i) {
+    const KeyInfo& k = all[i].info;
+    if (k.required && set_on[i] == 0) {
+      return make_error(std::string(filename) + ": missing required key '" + k.name + "' in [" +
+                        k.section + "]; add: [" + k.section + "] " + k.name + " = " +
+                        all[i].example);
+    }
+  }
+
+  auto line_of = [&](std::string_view section_name, std::string_view name) {
+    return set_on[static_cast<size_t>(find_row(section_name, name) - all.data())];
+  };
+  if (config.certificate.empty() != config.key.empty()) {
+    bool cert_set = !config.certificate.empty();
+    int line = line_of("tls", cert_set ? "certificate" : "key");
+    return make_error(at(filename, line) +
+                      (cert_set ? "'certificate' is set but 'key' is not"
+                                : "'key' is set but 'certificate' is not") +
+                      "; set both certificate and key in [tls], or neither to use a "
+                      "self-signed certificate");
+  }
+  if (config.port != 0 && config.port == config.direct_tls_port) {
+    int line = std::max(line_of("c2s", "port"), line_of("c2s", "direct_tls_port"));
+    return make_error(at(filename, line) + "'port' and 'direct_tls_port' are both " +
+                      std::to_string(config.port) +
+                      "; give them different ports, e.g. port = 5222 and direct_tls_port = 5223");
+  }
+  return config;
+}
+
+Result<Config> load_file(const std::string& path) {
+  auto fail = [&](int err) {
+    return make_error("cannot read " + path + ": " + strerror(err) + "; create it or pass -c FILE");
+  };
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(errno);
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return fail(err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxFileSize) {
+      close(fd);
+      return make_error(path +
+                        ": file is larger than 1 MiB; a hearth.ini is a few KiB, check "
+                        "the path or pass -c FILE");
+    }
+  }
+  close(fd);
+  return parse(text, path);
+}
+
+std::string default_path() {
+  const char* env = getenv("HEARTH_CONFIG");
+  if (env != nullptr && env[0] != '\0') return env;
+  return "/etc/hearth/hearth.ini";
+}
+
+}  // namespace hearth::config
