@@ -1,34 +1,59 @@
 # The front door. `make` builds; `make run` and `make test` are the two
-# commands of the README; each first installs missing Debian dependencies.
+# commands of the README; each first installs missing Debian dependencies
+# (tools/deps.sh: as root it installs them, otherwise it prints the command).
+#
+#   make             build everything in $(BUILD)
+#   make run         build hearth and start a local dev server (tools/dev-run.sh)
+#   make test        native unit + integration tests, then the aarch64 cross test
+#   make unit        native unit tests only
+#   make cross-test ARCH=aarch64|armhf   cross-build, run unit tests under qemu
 BUILD ?= build
+ARCH ?= aarch64
+CROSS_BUILD ?= build-$(ARCH)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 ifeq ($(CI),true)
 CMAKE_FLAGS += -DHEARTH_WERROR=ON
 endif
 
-.PHONY: all build deps run test unit cross-test clean format
+.PHONY: all build configure deps run test unit cross-test clean format
 
 all: build
 
 deps:
 	@sh tools/deps.sh
 
-build:
+configure:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+
+build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: deps build
+run: deps configure
+	@cmake --build $(BUILD) -j $(JOBS) --target hearth
 	@sh tools/dev-run.sh $(BUILD)
 
+# Stops at the first failing stage; the last line says what passed or failed.
 test: deps build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@echo "== native tests (unit + integration) in $(BUILD)"
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) || \
+	  { echo "make test: FAILED in native tests ($(BUILD))"; exit 1; }
+	@echo "== cross test: $(ARCH) under qemu in $(CROSS_BUILD)"
+	@CMAKE_FLAGS="$(CMAKE_FLAGS)" JOBS=$(JOBS) sh tools/cross-test.sh $(ARCH) $(CROSS_BUILD) || \
+	  { echo "make test: FAILED in the $(ARCH) cross test ($(CROSS_BUILD))"; exit 1; }
+	@n=$$(cd $(BUILD) && ctest -N | sed -n 's/^Total Tests: //p'); \
+	 c=$$(cd $(CROSS_BUILD) && ctest -N | sed -n 's/^Total Tests: //p'); \
+	 echo "make test: native $$n tests (unit + integration), $(ARCH) $$c unit tests under qemu: all passed"; \
+	 echo "test: $$((n + c)) passed, 0 failed"
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -E '^integration\.'
 
+cross-test:
+	@CMAKE_FLAGS="$(CMAKE_FLAGS)" JOBS=$(JOBS) sh tools/cross-test.sh $(ARCH) $(CROSS_BUILD)
+
 clean:
-	rm -rf $(BUILD) build-*
+	rm -rf $(BUILD) build-aarch64 build-armhf
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
