@@ -30,7 +30,7 @@ class TlsContext {
  public:
   ~TlsContext();
   static Result<std::unique_ptr<TlsContext>> create_server(const std::string& cert_path,
-                                                          const std::string& key_path);
+                                                           const std::string& key_path);
   const std::string& fingerprint_sha256() const { return fingerprint_; }
   // RFC 5929 §4.1: hash of our certificate (SHA-256 for SHA-1/SHA-256 signed certs).
   const std::string& server_end_point() const { return end_point_; }
@@ -38,6 +38,7 @@ class TlsContext {
 
  private:
   TlsContext() = default;
+  static bool self_test(const TlsContext& ctx, std::string* why);
   WOLFSSL_CTX* ctx_ = nullptr;
   std::string fingerprint_;
   std::string end_point_;
@@ -78,12 +79,17 @@ class TlsSession {
  private:
   static int recv_cb(WOLFSSL*, char*, int, void*);
   static int send_cb(WOLFSSL*, char*, int, void*);
+  void compact_input();
+  State fail(const char* what, int err);
   WOLFSSL* ssl_ = nullptr;
   std::string in_;
   size_t in_pos_ = 0;
   std::string out_;
   State state_ = State::kHandshaking;
   std::string error_;
+  bool shutdown_sent_ = false;
+  bool server_hello_seen_ = false;
+  bool ems_ = false;  // TLS 1.2 extended master secret (RFC 7627) in use
 };
 
 }  // namespace hearth::net
