@@ -3,6 +3,8 @@
 // dispatching a stanza does not touch the general heap per node.
 #pragma once
 
+#include <cstddef>
+#include <memory>
 #include <memory_resource>
 #include <string>
 #include <string_view>
@@ -69,8 +71,28 @@ class Arena {
   // Frees every element made since the last reset (no destructors run:
   // everything they own came from this arena).
   void reset();
+  // Bytes currently taken from the heap beyond the initial buffer (so a
+  // parser can cap what one stanza costs in memory, not only in bytes).
+  size_t heap_bytes() const { return upstream_.bytes(); }
 
  private:
+  // Counts what the monotonic resource takes from the heap.
+  class CountingResource : public std::pmr::memory_resource {
+   public:
+    size_t bytes() const { return bytes_; }
+
+   private:
+    void* do_allocate(size_t n, size_t align) override;
+    void do_deallocate(void* p, size_t n, size_t align) override;
+    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
+      return this == &o;
+    }
+    size_t bytes_ = 0;
+  };
+
+  // Declared in this order: the resource uses the other two.
+  CountingResource upstream_;
+  std::unique_ptr<std::byte[]> buffer_;  // reused after every reset()
   std::pmr::monotonic_buffer_resource resource_;
 };
 

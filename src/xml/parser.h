@@ -67,6 +67,18 @@ class StreamParser {
   void set_max_stanza_size(size_t n) { limits_.max_stanza_size = n; }
   bool failed() const { return failed_; }
 
+  // The default namespace declared on the stream header ("jabber:client",
+  // "jabber:server", ...; empty if none was declared). Valid from
+  // on_stream_start until reset().
+  std::string_view default_ns() const;
+
+  // Heap bytes held by expat and by the stanza arena beyond its initial
+  // buffer (for tests and metrics). The parser keeps this bounded: expat's
+  // per-document tables are dropped periodically (see parser.cc).
+  size_t memory_usage() const;
+
+  // Do not destroy the parser from inside a Handler callback; defer it.
+
  private:
   struct Impl;
   Impl* impl_;
