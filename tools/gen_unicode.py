@@ -235,6 +235,7 @@ def delta_runs(mapping):
             if n > best[0]:
                 best = (n, stride)
         count, stride = best
+        assert count < 65536 and -2**31 <= delta < 2**31
         out.append((first, count, stride, delta))
         i += count
     return out

@@ -25,20 +25,31 @@ constexpr size_t kMaxLabelBytes = 63;
 constexpr size_t kMaxDnsNameBytes = 253;
 constexpr size_t kMaxEchoBytes = 64;
 
-// A bounded, printable rendering of untrusted input for error messages.
+// A bounded, printable rendering of untrusted input for error messages
+// (logs): at most kMaxEchoBytes of input; bytes of invalid UTF-8, controls,
+// and invisible or format code points (bidi overrides, ...) are escaped.
 std::string echo(std::string_view in) {
   const bool utf8 = uc::valid_utf8(in);
   std::string out = "\"";
   size_t i = 0;
+  char buf[16];
   while (i < in.size()) {
     const auto c = static_cast<unsigned char>(in[i]);
     size_t len = 1;
     if (utf8 && c >= 0x80) len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
     if (i + len > kMaxEchoBytes) break;
     if (c >= 0x80 && utf8) {
-      out.append(in.substr(i, len));
+      std::u32string cp;
+      (void)uc::decode_utf8(in.substr(i, len), cp);
+      const uc::PrecisProp p = uc::precis_property(cp[0]);
+      if ((p == uc::PrecisProp::kPvalid || p == uc::PrecisProp::kFreePval) &&
+          !uc::is_space_separator(cp[0])) {
+        out.append(in.substr(i, len));
+      } else {
+        std::snprintf(buf, sizeof buf, "\\u{%04X}", static_cast<unsigned>(cp[0]));
+        out += buf;
+      }
     } else if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') {
-      char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02x", c);
       out += buf;
     } else {

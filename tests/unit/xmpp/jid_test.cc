@@ -354,6 +354,10 @@ TEST(JidTest, ErrorsEchoAtMost64Bytes) {
   auto c = normalize_resourcepart(std::string("a\x1b[2Jb", 6));
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().message.find('\x1b'), std::string::npos);
+  auto o = normalize_resourcepart("a\u202eb\x01");  // RIGHT-TO-LEFT OVERRIDE, control
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.error().message.find("\u202e"), std::string::npos) << o.error().message;
+  EXPECT_NE(o.error().message.find("\\u{202E}"), std::string::npos) << o.error().message;
   auto u = normalize_localpart("a\xff");
   ASSERT_FALSE(u.ok());
   EXPECT_EQ(u.error().message.find('\xff'), std::string::npos);
