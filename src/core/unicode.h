@@ -66,8 +66,29 @@ enum class StringClass { kIdentifier, kFreeform };
 Status precis_check(std::u32string_view s, StringClass cls);
 
 enum class BidiClass : uint8_t {
-  kL, kR, kAL, kEN, kES, kET, kAN, kCS, kNSM, kBN, kB, kS, kWS,
-  kON, kLRE, kLRO, kRLE, kRLO, kPDF, kLRI, kRLI, kFSI, kPDI,
+  kL,
+  kR,
+  kAL,
+  kEN,
+  kES,
+  kET,
+  kAN,
+  kCS,
+  kNSM,
+  kBN,
+  kB,
+  kS,
+  kWS,
+  kON,
+  kLRE,
+  kLRO,
+  kRLE,
+  kRLO,
+  kPDF,
+  kLRI,
+  kRLI,
+  kFSI,
+  kPDI,
 };
 BidiClass bidi_class(char32_t cp);
 // True if the string holds a code point of Bidi class R, AL or AN.
