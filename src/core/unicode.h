@@ -65,6 +65,7 @@ enum class StringClass { kIdentifier, kFreeform };
 // error says which code point failed and why.
 Status precis_check(std::u32string_view s, StringClass cls);
 
+// Bidi_Class; the order is BIDI_CLASSES in tools/gen_unicode.py.
 enum class BidiClass : uint8_t {
   kL,
   kR,
