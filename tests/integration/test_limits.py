@@ -152,8 +152,8 @@ def test_not_well_formed_before_tls(server, connect):
 def test_deep_nesting_does_not_hurt(server, login):
     alice = login("alice", "deep")
     depth = 5000
-    alice.send("<message to='alice@localhost/deep'>" + "<x xmlns='urn:t'>" * depth
-               + "</x>" * depth + "</message>")
+    alice.send_flood("<message to='alice@localhost/deep'>" + "<x xmlns='urn:t'>" * depth
+                     + "</x>" * depth + "</message>")
     # Closing with a stream error (policy-violation) or delivering are both
     # fine; the server must neither crash nor hang.
     el = alice.wait_for(lambda e: True, what="a reply to a deeply nested stanza")

@@ -26,6 +26,13 @@ def loop():
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     yield loop
+    # slixmpp leaves its filter task running after disconnect: cancel it so
+    # closing the loop is clean.
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for t in pending:
+        t.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     asyncio.set_event_loop(None)
     loop.close()
 
