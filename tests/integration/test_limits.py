@@ -1,6 +1,8 @@
 """Input limits and restricted XML (RFC 6120 sections 4.9.3 and 11): a bad
 stream is closed with the right stream error and nothing else notices."""
 
+import time
+
 import pytest
 
 from conftest import USERS
@@ -160,3 +162,20 @@ def test_deep_nesting_does_not_hurt(server, login):
     if el.tag.endswith("error") and not el.tag.endswith("}message"):
         alice.expect_close()
     assert_server_fine(server)
+
+
+def test_pre_auth_timeout(make_server):
+    server = make_server(overrides={"c2s": {"pre_auth_timeout": 5}})
+    alice = XmppClient.login(server, "alice", USERS["alice"], "stays")
+    server.clients.append(alice)
+    idle = XmppClient.connect(server.starttls_port, timeout=12, name="idle")
+    server.clients.append(idle)
+    idle.open_stream()
+    idle.starttls()
+    start = time.monotonic()
+    cond = idle.expect_stream_error(timeout=10)
+    waited = time.monotonic() - start
+    assert cond == "connection-timeout", cond
+    assert waited > 3.5, "closed after %.1f s, before pre_auth_timeout = 5" % waited
+    # An authenticated session is not subject to the pre-auth timer.
+    alice.assert_ping()

@@ -210,3 +210,34 @@ def test_sigterm_system_shutdown_on_all_streams(server, login, connect):
     for c in (alice, bob, plain):
         assert c.expect_stream_error() == "system-shutdown", c.name
     server.stop()  # already signalled: waits, asserts code 0, no crash, no stray worker
+
+
+@pytest.mark.parametrize("iq_type", ["result", "error"])
+def test_no_reply_to_iq_result_or_error(login, iq_type):
+    # RFC 6120 8.2.3: an IQ of type result or error is never answered.
+    c = login("alice", "a1")
+    c.send("<iq type='%s' id='noreply' to='localhost'/>" % iq_type)
+    c.assert_ping()
+    c.expect_nothing(0.3, lambda e: e.get("id") == "noreply")
+
+
+def test_iq_get_without_payload_bad_request(login):
+    # RFC 6120 8.2.3: get/set carries exactly one child; 8.3.3.1 bad-request.
+    c = login("alice", "a1")
+    reply = c.iq("get", "", to="localhost")
+    assert reply.get("type") == "error", show(reply)
+    assert stanza_error_condition(reply) == "bad-request", show(reply)
+
+
+def test_stanza_before_bind_not_routed(server, login):
+    # RFC 6120 7.1: no stanzas are processed before resource binding.
+    bob = login("bob", "b1")
+    c = XmppClient.connect(server.starttls_port, name="alice-unbound")
+    server.clients.append(c)
+    c.open_stream()
+    c.starttls()
+    c.authenticate("alice", USERS["alice"])
+    c.send("<message to='bob@localhost/b1' type='chat' id='early'><body>x</body></message>")
+    bob.assert_ping()
+    bob.expect_nothing(0.5, lambda e: e.get("id") == "early")
+    server.assert_alive()

@@ -15,6 +15,7 @@ WEAK_MECHS = {"ANONYMOUS", "DIGEST-MD5", "CRAM-MD5", "LOGIN", "X-OAUTH2"}
 
 GCM_12 = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
           "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384")
+CHACHA_12 = "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 CBC_12 = ("ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:"
           "ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
           "ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:AES128-SHA256:AES256-SHA256:"
@@ -126,15 +127,17 @@ def test_tls12_cbc_only_refused(server):
     server.assert_alive()
 
 
-def test_tls12_ecdhe_gcm_accepted(server, connect):
+@pytest.mark.parametrize("ciphers,marker", [(GCM_12, "GCM"), (CHACHA_12, "CHACHA20")],
+                         ids=["aes-gcm", "chacha20-poly1305"])
+def test_tls12_ecdhe_aead_accepted(server, connect, ciphers, marker):
     c = connect()
     c.open_stream()
     ctx = client_context(min_version=ssl.TLSVersion.TLSv1_2, max_version=ssl.TLSVersion.TLSv1_2,
-                         ciphers=GCM_12)
+                         ciphers=ciphers)
     c.starttls(ctx=ctx)
     assert c.sock.version() == "TLSv1.2"
     name = c.sock.cipher()[0]
-    assert name.startswith("ECDHE-") and "GCM" in name, name
+    assert name.startswith("ECDHE-") and marker in name, name
     assert_tls_features(c)
     c.authenticate("alice", USERS["alice"], "SCRAM-SHA-256-PLUS")
     c.bind()
