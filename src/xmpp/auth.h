@@ -20,6 +20,10 @@ struct ChannelBindings {
   bool tls = false;                  // the stream is encrypted
   std::string tls_exporter;          // 32 bytes per RFC 9266, or empty if unavailable
   std::string tls_server_end_point;  // RFC 5929 §4.1 hash of our certificate, or empty
+  // Not binding data but per-stream context the exchange needs: the stream's
+  // (normalised) host, so that an authzid "user@domain" can be accepted
+  // (RFC 6120 §6.3.8). When empty only an authzid equal to the username is.
+  std::string domain;
   bool any() const { return !tls_exporter.empty() || !tls_server_end_point.empty(); }
 };
 
@@ -56,7 +60,15 @@ class Authenticator {
 
 class AccountStore;
 
+struct LocalAuthOptions {
+  // Iteration count of the fake SCRAM credentials shown for unknown users;
+  // set it to the count new accounts get so both look alike.
+  uint32_t fake_iterations = 10000;
+};
+
 // In-process implementation over accounts.mdb (to move into the auth worker).
 std::unique_ptr<Authenticator> make_local_authenticator(AccountStore* accounts, Poster post);
+std::unique_ptr<Authenticator> make_local_authenticator(AccountStore* accounts, Poster post,
+                                                        const LocalAuthOptions& options);
 
 }  // namespace hearth::xmpp
