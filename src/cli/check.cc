@@ -2,7 +2,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
-#include "config/config.h"
+#include "core/config.h"
 #include "net/tls.h"
 
 namespace hearth::cli {

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config/config.h"
+#include "core/config.h"
 
 namespace hearth::cli {
 namespace {

@@ -1,7 +1,7 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
-#include "config/config.h"
+#include "core/config.h"
 #include "core/log.h"
 #include "xmpp/server.h"
 

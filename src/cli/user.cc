@@ -9,7 +9,7 @@
 #include <sodium.h>
 
 #include "cli/cli.h"
-#include "config/config.h"
+#include "core/config.h"
 #include "xmpp/account_store.h"
 #include "xmpp/jid.h"
 

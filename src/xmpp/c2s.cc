@@ -67,6 +67,11 @@ void C2sStream::on_tls_ready() {
 void C2sStream::on_stream_start(const xml::Element& header) {
   std::string_view to = header.attr("to");
   send_header(header.attr("from"));
+  // RFC 6120 §4.8.2: a client stream's default namespace is jabber:client.
+  if (parser_.default_ns() != xml::kNsClient) {
+    stream_error("invalid-namespace", "the default namespace must be jabber:client");
+    return;
+  }
   if (to.empty()) {
     stream_error("host-unknown", "the stream header needs to='" + host_->domain() + "'");
     return;

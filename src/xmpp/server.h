@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "config/config.h"
+#include "core/config.h"
 #include "core/loop.h"
 #include "net/listener.h"
 #include "net/tls.h"

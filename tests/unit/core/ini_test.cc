@@ -1,4 +1,4 @@
-#include "config/ini.h"
+#include "core/ini.h"
 
 #include <gtest/gtest.h>
 

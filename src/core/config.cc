@@ -1,4 +1,4 @@
-#include "config/config.h"
+#include "core/config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 
 #include <algorithm>
 
-#include "config/ini.h"
+#include "core/ini.h"
 
 namespace hearth::config {
 namespace {
