@@ -179,3 +179,24 @@ def test_pre_auth_timeout(make_server):
     assert waited > 3.5, "closed after %.1f s, before pre_auth_timeout = 5" % waited
     # An authenticated session is not subject to the pre-auth timer.
     alice.assert_ping()
+
+
+@pytest.mark.parametrize("header,condition", [
+    ("<stream:stream to='localhost' version='1.0' xmlns='jabber:server' "
+     "xmlns:stream='http://etherx.jabber.org/streams'>", "invalid-namespace"),
+    ("<stream:stream to='localhost' version='1.0' "
+     "xmlns:stream='http://etherx.jabber.org/streams'>", "invalid-namespace"),
+    ("<stream:stream to='localhost' version='1.0' xmlns='jabber:client' "
+     "xmlns:stream='urn:example:not-streams'>", "invalid-namespace"),
+    ("<stream:stream to='elsewhere.example' version='1.0' xmlns='jabber:client' "
+     "xmlns:stream='http://etherx.jabber.org/streams'>", "host-unknown"),
+    ("<stream:stream to='localhost' xmlns='jabber:client' "
+     "xmlns:stream='http://etherx.jabber.org/streams'>", "unsupported-version"),
+], ids=["jabber-server", "no-default-ns", "wrong-stream-ns", "unknown-host", "no-version"])
+def test_bad_stream_header(server, connect, header, condition):
+    """RFC 6120 4.9.3: a wrong stream header is answered with the matching
+    stream error, and nothing else on the server notices."""
+    c = connect()
+    c.send(header)
+    assert c.expect_stream_error() == condition
+    assert_server_fine(server)
