@@ -69,11 +69,15 @@ std::string_view view(const std::array<unsigned char, 32>& a, size_t n) {
 }
 
 // Credentials for a user that does not exist: a salt that is stable for the
-// name (asking twice must not tell), and keys no proof can match.
+// name (asking twice must not tell), and keys no proof can match. The store
+// draws one salt per hash, so the fake salts differ per hash too.
 Result<ScramCredentials> fake_credentials(ScramHash h, std::string_view username,
                                           uint32_t iterations) {
   const FakeSecrets& f = fake_secrets();
-  auto mac = scram_hmac(ScramHash::kSha256, view(f.salt_key, f.salt_key.size()), username);
+  std::string input = h == ScramHash::kSha1 ? "SHA-1" : "SHA-256";
+  input.push_back('\0');
+  input.append(username);
+  auto mac = scram_hmac(ScramHash::kSha256, view(f.salt_key, f.salt_key.size()), input);
   if (!mac.ok()) return mac.error();
   ScramCredentials c;
   c.salt = mac->substr(0, kFakeSaltBytes);
