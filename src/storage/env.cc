@@ -202,6 +202,10 @@ size_t Env::map_size() const {
   return info.me_mapsize;
 }
 
+size_t Env::max_key_size() const {
+  return static_cast<size_t>(mdb_env_get_maxkeysize(env_));
+}
+
 void Env::txn_ended(bool write) {
   --live_txns_;
   if (write) write_active_ = false;

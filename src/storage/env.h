@@ -67,6 +67,8 @@ class Env {
 
   const std::string& path() const { return path_; }
   size_t map_size() const;
+  // Longest key LMDB accepts (511 bytes in a default build).
+  size_t max_key_size() const;
   uint32_t schema_version() const { return schema_version_; }  // as stored
 
  private:
