@@ -582,12 +582,14 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create_server(const std::string&
   wolfSSL_CTX_no_ticket_TLSv13(ctx);
   wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
 
-  // Renegotiation: this libwolfssl is built with HAVE_SERVER_RENEGOTIATION_INFO
-  // but without HAVE_SECURE_RENEGOTIATION. The server answers the RFC 5746
-  // renegotiation_info extension (so clients see a "secure" peer) but has no
-  // renegotiation state machine: a ClientHello after the handshake is refused
-  // (tested in tls_test.cc, RenegotiationRefused). We never call
-  // wolfSSL_CTX_UseSecureRenegotiation.
+  // Renegotiation: never. Debian's libwolfssl 5.5.4 does not define
+  // HAVE_SECURE_RENEGOTIATION in options.h, yet its client half can
+  // renegotiate once wolfSSL_UseSecureRenegotiation is called; the server
+  // half only answers the RFC 5746 renegotiation_info extension (so clients
+  // know they talk to a patched server) and renegotiates only if the server
+  // application enables it, which we never do. A ClientHello after the
+  // handshake fails the session with a fatal unexpected_message alert
+  // (tls_test.cc RenegotiationRefused).
 
   wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, nullptr);
 
@@ -766,12 +768,15 @@ TlsSession::State TlsSession::write(std::string_view plaintext) {
 void TlsSession::shutdown() {
   if (ssl_ == nullptr || shutdown_sent_) return;
   shutdown_sent_ = true;
+  // Before the handshake there is nothing to close; after a fatal error
+  // wolfSSL has already sent its alert.
+  if (state_ != State::kOpen && state_ != State::kClosed) return;
   // One call queues our close_notify; we do not wait for the peer's.
   wolfSSL_shutdown(ssl_);
 }
 
 std::string TlsSession::version() const {
-  if (ssl_ == nullptr) return {};
+  if (ssl_ == nullptr || state_ != State::kOpen) return {};
   const char* v = wolfSSL_get_version(ssl_);
   return v == nullptr ? std::string() : std::string(v);
 }
@@ -788,8 +793,10 @@ std::string TlsSession::exporter_binding() const {
   if (v != TLS1_3_VERSION) {
     if (v != TLS1_2_VERSION || !ems_) return {};
   }
-  // RFC 9266 §2: empty context. Under TLS 1.2 (RFC 5705) an empty context
-  // differs from no context, so use_context is 1.
+  // RFC 9266 §2: a zero-length context. TLS 1.3 makes no difference between
+  // no context and an empty one (RFC 8446 §7.5); under TLS 1.2 (RFC 5705)
+  // they differ and we follow the RFC's wording literally, as OpenSSL-based
+  // peers passing "" do (use_context = 1, length 0).
   static const unsigned char kEmpty[1] = {0};
   std::string out(kExporterLength, '\0');
   if (wolfSSL_export_keying_material(ssl_, reinterpret_cast<unsigned char*>(out.data()), out.size(),

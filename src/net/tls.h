@@ -60,9 +60,10 @@ class TlsSession {
   // Advance the handshake and decrypt; appends plaintext to *out.
   // Returns the state afterwards.
   State read(std::string* out);
-  // Encrypt application data (queued into outgoing()).
+  // Encrypt application data (queued into outgoing()). Only in kOpen:
+  // writing during the handshake is a caller bug and fails the session.
   State write(std::string_view plaintext);
-  // Send close_notify.
+  // Queue close_notify (once; only when the handshake has completed).
   void shutdown();
 
   // Ciphertext waiting to go to the socket; the caller removes what it sent.
@@ -70,7 +71,7 @@ class TlsSession {
 
   State state() const { return state_; }
   const std::string& error() const { return error_; }
-  std::string version() const;  // "TLSv1.3"
+  std::string version() const;  // "TLSv1.3"; empty until kOpen
   std::string cipher() const;
   // RFC 9266 tls-exporter (32 bytes); empty when not allowed (TLS 1.2
   // without extended master secret) or before the handshake completes.

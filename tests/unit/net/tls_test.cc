@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include <malloc.h>
@@ -210,6 +211,8 @@ TEST_F(TlsTest, Tls13HandshakeAndDataBothWays) {
   ASSERT_TRUE(c.connected) << c.last_error;
   ASSERT_EQ(s.state(), State::kOpen) << s.error();
   EXPECT_EQ(s.version(), "TLSv1.3");
+  // wolfSSL's OpenSSL-style error queue must not fill up with WANT_READs.
+  EXPECT_EQ(wolfSSL_ERR_peek_error(), 0ul);
   EXPECT_EQ(std::string(wolfSSL_get_version(c.ssl())), "TLSv1.3");
   EXPECT_EQ(s.cipher().rfind("TLS13-", 0), 0u) << s.cipher();
 
@@ -362,7 +365,7 @@ TEST_F(TlsTest, Tls12UsesOnlyAllowedGroups) {
   }
 }
 
-TEST_F(TlsTest, UnsupportedGroupRefused13) {
+TEST_F(TlsTest, Tls13UnsupportedGroupRefused) {
   Client c(wolfTLSv1_3_client_method());
   ASSERT_EQ(wolfSSL_UseSupportedCurve(c.ssl(), WOLFSSL_ECC_SECP521R1), WOLFSSL_SUCCESS);
   ASSERT_EQ(wolfSSL_UseKeyShare(c.ssl(), WOLFSSL_ECC_SECP521R1), WOLFSSL_SUCCESS);
@@ -371,6 +374,28 @@ TEST_F(TlsTest, UnsupportedGroupRefused13) {
   pump(c, s, &plain);
   EXPECT_FALSE(c.connected);
   EXPECT_EQ(s.state(), State::kError);
+}
+
+// The client half of this libwolfssl can renegotiate; our server never
+// enables it, so a second ClientHello ends the session with a fatal alert.
+TEST_F(TlsTest, RenegotiationRefused) {
+  Client c(wolfTLSv1_2_client_method());
+  ASSERT_EQ(wolfSSL_UseSecureRenegotiation(c.ssl()), WOLFSSL_SUCCESS);
+  TlsSession s(*ctx_, false);
+  std::string plain;
+  pump(c, s, &plain);
+  ASSERT_TRUE(c.connected);
+  ASSERT_EQ(s.state(), State::kOpen);
+  wolfSSL_Rehandshake(c.ssl());
+  ASSERT_FALSE(c.out.empty());  // the renegotiation ClientHello
+  s.feed(c.out);
+  c.out.clear();
+  EXPECT_EQ(s.read(&plain), State::kError);
+  c.in += s.outgoing();
+  s.outgoing().clear();
+  std::string got;
+  EXPECT_EQ(c.read_all(&got), FATAL_ERROR);
+  EXPECT_EQ(c.last_alert_received(), unexpected_message);
 }
 
 TEST_F(TlsTest, ExporterBindingTls13) {
@@ -604,6 +629,98 @@ TEST_F(TlsTest, HandshakeByteByByte) {
   }
   EXPECT_TRUE(c.connected);
   EXPECT_EQ(s.state(), State::kOpen);
+}
+
+}  // namespace
+}  // namespace hearth::net
+
+namespace hearth::net {
+namespace {
+
+// Live bytes allocated through wolfSSL's allocator hooks.
+long long g_wolf_live = 0;
+void* counting_malloc(size_t n) {
+  void* p = malloc(n);
+  if (p != nullptr) g_wolf_live += static_cast<long long>(malloc_usable_size(p));
+  return p;
+}
+void counting_free(void* p) {
+  if (p != nullptr) g_wolf_live -= static_cast<long long>(malloc_usable_size(p));
+  free(p);
+}
+void* counting_realloc(void* p, size_t n) {
+  long long old = p != nullptr ? static_cast<long long>(malloc_usable_size(p)) : 0;
+  void* q = realloc(p, n);
+  if (q != nullptr) g_wolf_live += static_cast<long long>(malloc_usable_size(q)) - old;
+  return q;
+}
+
+// Debian's wolfSSL has FP_ECC: a per-thread cache of precomputed tables for
+// points it multiplies often (~0.8 MB each, up to FP_ENTRIES of them).
+void free_ecc_cache() {
+#ifdef FP_ECC
+  wc_ecc_fp_free();
+#endif
+}
+
+// One established TLS 1.3 session on the direct-TLS port that has carried a
+// full-size record each way, its client gone.
+std::unique_ptr<TlsSession> established_session(const TlsContext& ctx) {
+  auto s = std::make_unique<TlsSession>(ctx, /*direct=*/true);
+  Client c(wolfTLSv1_3_client_method());
+  char protos[] = "xmpp-client";
+  wolfSSL_UseALPN(c.ssl(), protos, sizeof protos - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH);
+  std::string plain;
+  pump(c, *s, &plain);
+  if (s->state() != State::kOpen) return nullptr;
+  std::string big(16384, 'm');
+  if (wolfSSL_write(c.ssl(), big.data(), static_cast<int>(big.size())) != 16384) return nullptr;
+  pump(c, *s, &plain);
+  if (plain != big || s->write(big) != State::kOpen) return nullptr;
+  s->outgoing().clear();
+  s->outgoing().shrink_to_fit();
+  return s;
+}
+
+// Bytes per idle established session: wolfSSL's heap (counted through its
+// allocator hooks) plus the TlsSession object and its buffers. Printed for
+// the record. With Debian's libwolfssl 5.5.4 this is about 58 KB, of which
+// 37.5 KB is the WOLFSSL_SESSION that SESSION_CERTS sizes for a nine-cert
+// peer chain and 10.9 KB the WOLFSSL object; the bound catches regressions
+// such as a receive buffer kept per session.
+TEST_F(TlsTest, IdleSessionMemory) {
+  constexpr int kSessions = 100;
+  ASSERT_NE(established_session(*ctx_), nullptr);  // lazy one-time set-up
+  free_ecc_cache();
+
+  wolfSSL_Malloc_cb old_m = nullptr;
+  wolfSSL_Free_cb old_f = nullptr;
+  wolfSSL_Realloc_cb old_r = nullptr;
+  ASSERT_EQ(wolfSSL_GetAllocators(&old_m, &old_f, &old_r), 0);
+  ASSERT_EQ(wolfSSL_SetAllocators(counting_malloc, counting_free, counting_realloc), 0);
+  long long before = g_wolf_live;
+  std::vector<std::unique_ptr<TlsSession>> sessions;
+  for (int i = 0; i < kSessions; ++i) {
+    sessions.push_back(established_session(*ctx_));
+    if (sessions.back() == nullptr) break;
+  }
+  free_ecc_cache();  // process-wide, rebuilt in the window: not per session
+  long long wolf = g_wolf_live - before;
+  size_t own = 0;
+  for (auto& s : sessions) {
+    if (s != nullptr) own += sizeof(TlsSession) + s->outgoing().capacity();
+  }
+  bool all_ok = sessions.size() == kSessions && sessions.back() != nullptr;
+  sessions.clear();
+  long long leftover = g_wolf_live - before;
+  ASSERT_EQ(wolfSSL_SetAllocators(old_m, old_f, old_r), 0);
+  ASSERT_TRUE(all_ok);
+
+  long long per = (wolf + static_cast<long long>(own)) / kSessions;
+  std::printf("[ measure  ] idle TLS 1.3 session: %lld bytes (wolfSSL %lld, TlsSession %zu)\n", per,
+              wolf / kSessions, own / kSessions);
+  EXPECT_LT(per, 64 * 1024);
+  EXPECT_LT(leftover, 4096) << "memory not released with the sessions";
 }
 
 }  // namespace
