@@ -171,6 +171,15 @@ void wipe(std::string* s) {
   s->clear();
 }
 
+// The verifiers are secrets too (ServerKey lets one pose as the server).
+void wipe(std::optional<AccountRecord>* rec) {
+  if (!*rec) return;
+  for (ScramCredentials* c : {&(*rec)->sha1, &(*rec)->sha256}) {
+    wipe(&c->stored_key);
+    wipe(&c->server_key);
+  }
+}
+
 class ScramServer final : public SaslServer {
  public:
   ScramServer(ScramHash hash, bool plus, ChannelBindings cb, CredentialLookup lookup,
@@ -271,13 +280,14 @@ class ScramServer final : public SaslServer {
 
     auto record = lookup_(username_);
     if (!record.ok()) return sasl_failure(kTemporaryFailure);
-    const auto& rec = record.value();
+    std::optional<AccountRecord>& rec = record.value();
     if (rec) {
       const ScramCredentials& c = hash_ == ScramHash::kSha1 ? rec->sha1 : rec->sha256;
       if (usable(hash_, c)) {
         creds_ = c;
         known_ = true;
       }
+      wipe(&rec);
     }
     if (!known_) {
       // Unknown user (or no credentials for this hash): carry on with fake
@@ -403,6 +413,7 @@ class PlainServer final : public SaslServer {
     bool known = record.value() && usable(ScramHash::kSha256, record.value()->sha256);
     if (known) {
       creds = record.value()->sha256;
+      wipe(&record.value());
     } else {
       // Same PBKDF2 work for an unknown user as for a known one.
       auto fake = fake_credentials(ScramHash::kSha256, username, options_.fake_iterations);
@@ -414,6 +425,8 @@ class PlainServer final : public SaslServer {
     bool match = equal_secret(derived->stored_key, creds.stored_key);
     wipe(&derived->stored_key);
     wipe(&derived->server_key);
+    wipe(&creds.stored_key);
+    wipe(&creds.server_key);
     if (!match || !known) return sasl_failure(kNotAuthorized);
     return sasl_success("", username);
   }
