@@ -7,6 +7,10 @@ direct TLS (XEP-0368) and STARTTLS, checks the advertised mechanisms and
 XEP-0440 binding types, runs SCRAM with the binding data of its own TLS
 session, verifies the server signature, restarts the stream, binds and pings.
 
+An independent implementation checks the wolfSSL one: `openssl s_client
+-keymatexport` computes the exporter with OpenSSL over its own TLS 1.3
+session, and the scripted Python client logs in through it with that value.
+
 TLS 1.2: RFC 9266 section 4.2 allows tls-exporter under TLS 1.2 only with the
 extended master secret (RFC 7627); without it the exporter is not unique to
 the connection. wolfSSL offers EMS by default, so a TLS 1.2 client gets
@@ -16,12 +20,17 @@ it and must refuse a login that uses it anyway.
 
 import os
 import re
+import select
+import shutil
+import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
 from conftest import USERS
-from hearthtest import REPO
+from hearthtest import NS_SASL, REPO, XmppClient, sasl_failure_condition, show, tag
 
 TOOL = "scram_plus_client"
 
@@ -222,4 +231,137 @@ def test_wrong_password_refused(server):
     assert_refused(r)
     r = run_client(server, "starttls", cb="tls-exporter", password="not-the-password")
     assert r.rc == 1 and r.line("FAIL authentication refused") is not None, r.text()
+    server.assert_alive()
+
+
+# -- cross-check with OpenSSL's exporter (independent of wolfSSL)
+
+
+class OpenSslTransport:
+    """`openssl s_client` as the TLS layer: it prints the RFC 9266 exporter of
+    its session, then relays stdin/stdout; a socketpair bridges that to an
+    XmppClient."""
+
+    def __init__(self, port, starttls, version="-tls1_3", timeout=10.0):
+        openssl = shutil.which("openssl")
+        assert openssl, "the openssl command-line tool is needed for the cross-check"
+        args = [openssl, "s_client", "-connect", "127.0.0.1:%d" % port, version,
+                "-servername", "localhost", "-nocommands", "-no_ign_eof",
+                "-keymatexport", "EXPORTER-Channel-Binding", "-keymatexportlen", "32"]
+        if starttls:
+            args += ["-starttls", "xmpp", "-xmpphost", "localhost"]
+        else:
+            args += ["-alpn", "xmpp-client"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.banner = b""
+        self.exporter = None
+        deadline = time.monotonic() + timeout
+        # The session summary ends with the exporter and a "---" line; the
+        # server sends nothing more until we open the stream.
+        while True:
+            m = re.search(rb"Keying material: ([0-9A-Fa-f]{64})\r?\n---\r?\n", self.banner)
+            if m:
+                self.exporter = bytes.fromhex(m.group(1).decode())
+                rest = self.banner[m.end():]
+                break
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
+            chunk = os.read(self.proc.stdout.fileno(), 65536) if r else b""
+            if not chunk:
+                self.close()
+                raise AssertionError("openssl s_client printed no exporter:\n%s\n%s" % (
+                    self.banner.decode(errors="replace"),
+                    self.proc.stderr.read().decode(errors="replace")))
+            self.banner += chunk
+        assert not rest, "data before our stream header: %r" % rest
+        self.version = re.search(rb"New, (TLSv[0-9.]+),", self.banner).group(1).decode()
+        self.ours, theirs = socket.socketpair()
+        self.theirs = theirs
+        threading.Thread(target=self._pump_out, daemon=True).start()
+        threading.Thread(target=self._pump_in, daemon=True).start()
+
+    def _pump_out(self):  # server -> client
+        try:
+            while True:
+                data = os.read(self.proc.stdout.fileno(), 65536)
+                if not data:
+                    break
+                self.theirs.sendall(data)
+        except OSError:
+            pass
+        try:
+            self.theirs.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _pump_in(self):  # client -> server
+        try:
+            while True:
+                data = self.theirs.recv(65536)
+                if not data:
+                    break
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for s in (getattr(self, "ours", None), getattr(self, "theirs", None)):
+            if s is not None:
+                s.close()
+
+
+@pytest.fixture
+def openssl_transport():
+    made = []
+
+    def make(*args, **kw):
+        t = OpenSslTransport(*args, **kw)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.close()
+
+
+@pytest.mark.parametrize("transport", ["direct-tls", "starttls"])
+@pytest.mark.parametrize("mech", ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"])
+def test_tls_exporter_from_openssl_tls13(server, openssl_transport, transport, mech):
+    t = openssl_transport(server.direct_tls_port if transport == "direct-tls"
+                          else server.starttls_port, starttls=transport == "starttls")
+    assert t.version == "TLSv1.3", t.banner.decode(errors="replace")
+    c = XmppClient(t.ours, name="openssl")
+    c.open_stream()
+    types = {e.get("type") for e in c.features.iter() if e.get("type")}
+    assert "tls-exporter" in types, show(c.features)
+    el = c.auth_scram("carol", USERS["carol"], mech, gs2_flag="p=tls-exporter",
+                      cb_data=t.exporter)
+    assert el.tag == tag(NS_SASL, "success"), (
+        "login with OpenSSL's tls-exporter refused: %s" % show(el))
+    c.open_stream()
+    assert c.bind("openssl") == "carol@localhost/openssl"
+    c.assert_ping()
+    c.close()
+    server.assert_alive()
+
+
+def test_tls_exporter_from_openssl_wrong_data_refused(server, openssl_transport):
+    t = openssl_transport(server.starttls_port, starttls=True)
+    c = XmppClient(t.ours, name="openssl")
+    c.open_stream()
+    wrong = bytes([t.exporter[0] ^ 0x80]) + t.exporter[1:]
+    el = c.auth_scram("carol", USERS["carol"], "SCRAM-SHA-256-PLUS", gs2_flag="p=tls-exporter",
+                      cb_data=wrong)
+    assert el.tag == tag(NS_SASL, "failure"), "wrong exporter accepted: " + show(el)
+    assert sasl_failure_condition(el) == "not-authorized", show(el)
+    c.close()
     server.assert_alive()
