@@ -116,6 +116,7 @@ void C2sStream::send_header(std::string_view to_attr) {
 
 ChannelBindings C2sStream::channel_bindings() const {
   ChannelBindings cb;
+  cb.domain = host_->domain();  // an authzid may be user@domain (RFC 6120 §6.3.8)
   if (!tls_ || !conn_->tls()) return cb;
   cb.tls = true;
   cb.tls_exporter = conn_->tls()->exporter_binding();

@@ -54,8 +54,13 @@ Status Server::start() {
   Result<std::unique_ptr<AccountStore>> accounts = AccountStore::open(config_.accounts_path());
   if (!accounts.ok()) return accounts.error();
   accounts_ = std::move(accounts.value());
+  // Unknown users get fake credentials with the same iteration count as
+  // real accounts, so the exchange does not tell them apart.
+  LocalAuthOptions auth_options;
+  auth_options.fake_iterations = config_.scram_iterations;
   auth_ = make_local_authenticator(
-      accounts_.get(), [this](std::function<void()> fn) { loop_->post(std::move(fn)); });
+      accounts_.get(), [this](std::function<void()> fn) { loop_->post(std::move(fn)); },
+      auth_options);
 
   struct Port {
     uint16_t port;
