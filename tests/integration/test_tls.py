@@ -1,6 +1,7 @@
 """TLS and SASL on the c2s ports (RFC 6120 sections 5 and 6, XEP-0368,
 XEP-0440, RFC 5802/7677, RFC 5929)."""
 
+import base64 as b64
 import hashlib
 import ssl
 
@@ -268,3 +269,33 @@ def test_retry_after_failure_succeeds(server, connect):
     assert el.tag == tag(NS_SASL, "failure"), show(el)
     c.authenticate("alice", USERS["alice"], "SCRAM-SHA-256")
     assert c.bind().startswith("alice@localhost/")
+
+
+def _server_first(server, user, mechanism):
+    """The SCRAM server-first-message the server sends for `user`."""
+    c = XmppClient.connect(server.starttls_port)
+    server.clients.append(c)
+    c.open_stream()
+    c.starttls()
+    first = "n,,n=%s,r=fixednonce0123456789" % user
+    c.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
+           % (NS_SASL, mechanism, b64.b64encode(first.encode()).decode()))
+    el = c.next(what="the SCRAM challenge")
+    assert el.tag == tag(NS_SASL, "challenge"), show(el)
+    text = b64.b64decode(el.text).decode()
+    return dict(kv.split("=", 1) for kv in text.split(","))
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-1", "SCRAM-SHA-256"])
+def test_unknown_user_looks_like_a_real_account(server, mechanism):
+    """RFC 5802 9: the server-first-message for an unknown name must not give
+    it away: same iteration count and salt size as a real account, and the
+    same salt every time for the same name (a random one would betray it)."""
+    real = _server_first(server, "alice", mechanism)
+    ghost1 = _server_first(server, "nobody", mechanism)
+    ghost2 = _server_first(server, "nobody", mechanism)
+    assert ghost1["i"] == real["i"] == "4096"
+    assert len(b64.b64decode(ghost1["s"])) == len(b64.b64decode(real["s"]))
+    assert ghost1["s"] == ghost2["s"]
+    assert _server_first(server, "somebody-else", mechanism)["s"] != ghost1["s"]
+    server.assert_alive()
