@@ -144,6 +144,14 @@ Result<MDB_txn*> Env::begin(unsigned flags) {
     if ((rc = mdb_env_set_mapsize(env_, 0)) != 0) return mdb_error("mdb_env_set_mapsize", rc);
     rc = mdb_txn_begin(env_, nullptr, flags, &txn);
   }
+  if (rc == MDB_READERS_FULL) {
+    // Slots left by processes killed mid-read (e.g. a `hearth user` run).
+    int dead = 0;
+    if (mdb_reader_check(env_, &dead) == 0 && dead > 0) {
+      HEARTH_WARN("storage", "%s: cleared %d stale reader slot(s)", path_.c_str(), dead);
+      rc = mdb_txn_begin(env_, nullptr, flags, &txn);
+    }
+  }
   if (rc != 0) return mdb_error("mdb_txn_begin", rc);
   ++live_txns_;
   return txn;

@@ -31,7 +31,9 @@ struct EnvOptions {
   // Initial map size; doubled on MDB_MAP_FULL up to max_map_size. The file
   // only takes the space its data needs.
   size_t map_size = size_t{16} << 20;
-  size_t max_map_size = sizeof(void*) >= 8 ? size_t{64} << 30 : size_t{1} << 30;
+  // (A 32-bit process has little address space to spare.)
+  size_t max_map_size =
+      sizeof(void*) >= 8 ? static_cast<size_t>(uint64_t{64} << 30) : size_t{1} << 30;
   unsigned max_readers = 126;
   // Named databases to create/open besides "meta". max_dbs 0 means exactly
   // these; more leaves room for tables opened later.

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "storage/codec.h"
 
@@ -330,6 +331,33 @@ TEST(StorageEnv, TwoProcessesSeeEachOthersCommits) {
     return get_one(**cli, "things", "from-server-2") == "3" ? 0 : 11;
   });
   EXPECT_EQ(rc, 0);
+}
+
+TEST(StorageEnv, ReaderSlotsOfDeadProcessesAreReclaimed) {
+  TempDir dir;
+  const std::string path = dir.file("accounts.mdb");
+  EnvOptions o = test_options();
+  o.max_readers = 8;  // LMDB rounds the table up to fill its lock-file page
+  auto env = open_ok(path, o);
+  ASSERT_TRUE(env);
+  ASSERT_TRUE(put_one(*env, "things", "k", "v").ok());
+  // A process that dies (kill -9) holding every reader slot.
+  int rc = run_child([&]() -> int {
+    auto cli = Env::open(path, o);
+    if (!cli) return 10;
+    std::vector<ReadTxn> held;
+    for (int i = 0; i < 10000; ++i) {
+      auto txn = (*cli)->read();
+      if (!txn) {
+        if (held.empty()) return 11;
+        _exit(0);  // slots exhausted: die without releasing them
+      }
+      held.push_back(std::move(txn).value());
+    }
+    return 12;
+  });
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(get_one(*env, "things", "k"), "v");
 }
 
 TEST(StorageEnv, AdoptsMapGrownByAnotherProcess) {
