@@ -39,7 +39,10 @@ set(ENV{PKG_CONFIG_LIBDIR}
 set(ENV{PKG_CONFIG_PATH} "")
 unset(ENV{PKG_CONFIG_SYSROOT_DIR})
 
-# Test binaries (and gtest discovery, DISCOVERY_MODE PRE_TEST) run under qemu.
-# -L: where qemu finds the target's dynamic loader and the cross libstdc++;
-# paths missing there fall back to the host, i.e. the multiarch libraries.
-set(CMAKE_CROSSCOMPILING_EMULATOR ${HEARTH_CROSS_QEMU} -L /usr/${HEARTH_CROSS_TRIPLET})
+# Test binaries (and gtest discovery, DISCOVERY_MODE PRE_TEST) run under qemu
+# against the multiarch runtime (libc6:<arch>, libstdc++6:<arch>): -L / (and not
+# an inherited QEMU_LD_PREFIX) so ld.so, libc and libstdc++ all come from the
+# same Debian build. Not -L /usr/<triplet>: that ld.so is the cross package's
+# glibc build while libc.so.6 would still be found under /lib/<triplet>, and
+# the mix hangs every fork() child.
+set(CMAKE_CROSSCOMPILING_EMULATOR ${HEARTH_CROSS_QEMU} -L /)

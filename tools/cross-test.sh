@@ -11,7 +11,8 @@
 # with `dpkg -x` into a private overlay BUILD_DIR/sysroot instead; its runtime
 # library libwolfssl35 is Multi-Arch: same and is installed normally.
 # Missing packages are installed as root; otherwise the commands are printed.
-# CMAKE_FLAGS (e.g. -DHEARTH_WERROR=ON) and JOBS are taken from the environment.
+# CMAKE_FLAGS (e.g. -DHEARTH_WERROR=ON), JOBS and HEARTH_CROSS_EXCLUDE (ctest -E
+# regex of tests not to run under qemu) are taken from the environment.
 set -eu
 
 ARCH=${1:-${ARCH:-aarch64}}
@@ -41,7 +42,10 @@ fail() {
 
 # ---- 1. packages ---------------------------------------------------------
 HOST_PKGS="g++-$TRIPLET qemu-user-static cmake make pkg-config"
-TARGET_PKGS="libexpat1-dev liblmdb-dev libsodium-dev libseccomp-dev libgtest-dev libwolfssl35"
+# libc6 and libstdc++6 of the target run the tests: qemu uses the host root
+# (-L /), so ld.so and libc come from the same glibc build (mixing the cross
+# toolchain's ld.so with the multiarch libc makes fork() hang under qemu).
+TARGET_PKGS="libc6 libstdc++6 libexpat1-dev liblmdb-dev libsodium-dev libseccomp-dev libgtest-dev libwolfssl35"
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -139,9 +143,18 @@ file -b "$BUILD_DIR/hearth" 2>/dev/null | sed "s/^/cross-test[$ARCH]: hearth: /"
 t_build=$(now)
 
 # ---- 4. run the unit tests under qemu ------------------------------------
+# qemu-user cannot load a seccomp filter (the guest's syscalls are not the
+# ones the host kernel sees; seccomp_load fails with ECANCELED), so the
+# sandbox tests run natively only. Name such suites Sandbox* or *Seccomp*.
+EXCLUDE=${HEARTH_CROSS_EXCLUDE:-[Ss]andbox|[Ss]eccomp}
+n_excl=$(cd "$BUILD_DIR" && ctest -N -R "$EXCLUDE" | sed -n 's/^Total Tests: //p')
+if [ "${n_excl:-0}" -gt 0 ]; then
+  say "not run under qemu (no seccomp in qemu-user; they run natively): $n_excl tests matching '$EXCLUDE'"
+fi
 say "running unit tests under $QEMU"
+rm -f "$BUILD_DIR/cross-test.passed"
 rc=0
-(cd "$BUILD_DIR" && ctest --output-on-failure -j "$JOBS") || rc=$?
+(cd "$BUILD_DIR" && ctest --output-on-failure --timeout 600 -j "$JOBS" -E "$EXCLUDE") || rc=$?
 t_end=$(now)
 
 say "time: packages $((t_deps - t_start))s, build $((t_build - t_deps))s, tests $((t_end - t_build))s, total $((t_end - t_start))s"
@@ -149,4 +162,6 @@ if [ "$rc" -ne 0 ]; then
   say "FAILED: unit tests under $QEMU"
   exit "$rc"
 fi
-say "OK: unit tests pass on $ARCH (under $QEMU)"
+n_run=$(cd "$BUILD_DIR" && ctest -N -E "$EXCLUDE" | sed -n 's/^Total Tests: //p')
+echo "$n_run" >"$BUILD_DIR/cross-test.passed" # read by `make test` for its summary
+say "OK: $n_run unit tests pass on $ARCH (under $QEMU)"
