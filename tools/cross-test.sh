@@ -90,6 +90,11 @@ if [ -n "$missing" ] || [ -n "$need_arch" ]; then
   # shellcheck disable=SC2086
   apt-get install $apt_opts $missing >"$BUILD_DIR/apt-install.log" 2>&1 || {
     tail -n 30 "$BUILD_DIR/apt-install.log" >&2
+    # Do not leave a half-set-up architecture behind: its package lists would
+    # make every later `apt-get update` on this machine try it too.
+    if [ -n "$need_arch" ] && dpkg --remove-architecture "$DEB_ARCH" 2>/dev/null; then
+      say "removed the $DEB_ARCH architecture again"
+    fi
     fail "apt-get install (full log: $BUILD_DIR/apt-install.log)"
   }
 fi
