@@ -7,6 +7,7 @@
 #   make test        native unit + integration tests, then the aarch64 cross test
 #   make unit        native unit tests only
 #   make cross-test ARCH=aarch64|armhf   cross-build, run unit tests under qemu
+#   make bench       footprint numbers: binary size, start-up time, RSS (tests/bench)
 BUILD ?= build
 ARCH ?= aarch64
 CROSS_BUILD ?= build-$(ARCH)
@@ -16,7 +17,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DHEARTH_WERROR=ON
 endif
 
-.PHONY: all build configure deps run test unit cross-test clean format
+.PHONY: all build configure deps run test unit cross-test bench clean format
 
 all: build
 
@@ -50,6 +51,9 @@ test: deps configure
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 600 -j $(JOBS) -E '^integration\.'
+
+bench: deps build
+	HEARTH_BIN=$(BUILD)/hearth /usr/bin/python3 tests/bench/footprint.py
 
 cross-test:
 	@CMAKE_FLAGS="$(CMAKE_FLAGS)" JOBS=$(JOBS) sh tools/cross-test.sh $(ARCH) $(CROSS_BUILD)
