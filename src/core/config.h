@@ -15,18 +15,18 @@ namespace hearth::config {
 
 struct Config {
   // [server]
-  std::string domain;                // required; normalised (lowercase, no trailing dot)
-  std::string data_dir;              // default /var/lib/hearth
-  std::vector<std::string> admins;   // bare JIDs
+  std::string domain;               // required; normalised (lowercase, no trailing dot)
+  std::string data_dir;             // default /var/lib/hearth
+  std::vector<std::string> admins;  // bare JIDs
   // [tls]
-  std::string certificate;           // empty: self-signed in data_dir
+  std::string certificate;  // empty: self-signed in data_dir
   std::string key;
   // [c2s]
   std::vector<std::string> interfaces;  // addresses to bind; "*" = all (dual-stack)
   uint16_t port = 5222;                 // STARTTLS; 0 = ephemeral (tests)
   uint16_t direct_tls_port = 5223;      // XEP-0368; 0 = ephemeral (tests)
   uint32_t max_stanza_size = 262144;
-  uint32_t pre_auth_timeout = 30;       // seconds until a stream must have authenticated
+  uint32_t pre_auth_timeout = 30;  // seconds until a stream must have authenticated
   // [auth]
   uint32_t scram_iterations = 10000;
   // [log]
@@ -49,7 +49,7 @@ struct KeyInfo {
   KeyType type;
   const char* default_value;  // as written in the INI; "" for none
   bool required;
-  const char* doc;            // one line
+  const char* doc;  // one line
 };
 
 // All keys, in the order config/hearth.ini documents them.

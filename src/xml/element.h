@@ -32,8 +32,7 @@ struct Node {
 
 class Element {
  public:
-  explicit Element(std::pmr::memory_resource* mr)
-      : name(mr), ns(mr), attrs(mr), children(mr) {}
+  explicit Element(std::pmr::memory_resource* mr) : name(mr), ns(mr), attrs(mr), children(mr) {}
 
   std::pmr::string name;  // local name
   std::pmr::string ns;    // namespace URI

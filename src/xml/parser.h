@@ -25,7 +25,7 @@ enum class StreamError {
 const char* stream_error_name(StreamError e);  // "not-well-formed", ...
 
 struct ParserLimits {
-  size_t max_stanza_size = 262144;  // bytes of one top-level child, start tag to end tag
+  size_t max_stanza_size = 262144;   // bytes of one top-level child, start tag to end tag
   unsigned max_depth = 32;           // element nesting below the stream element
   unsigned max_attributes = 32;      // per element
   size_t max_attribute_size = 8192;  // bytes of one attribute value
