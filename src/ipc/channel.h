@@ -71,6 +71,7 @@ class Channel final : public core::IoHandler {
   // generation means nothing to the worker of the next.
   uint64_t generation() const { return generation_; }
   size_t pending() const { return pending_.size(); }
+  core::Loop* loop() const { return loop_; }
 
   void on_io(uint32_t events) override;
 

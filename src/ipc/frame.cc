@@ -211,17 +211,21 @@ Result<Frame> recv_frame_blocking(int fd, int timeout_ms) {
   }
 }
 
-Result<Frame> call(int fd, const Frame& request, int timeout_ms) {
+Status send_frame_blocking(int fd, const Frame& frame, int timeout_ms) {
   uint64_t start = core::Loop::now_ms();
   for (;;) {
     bool would_block = false;
-    Status sent = send_frame(fd, request, &would_block);
-    if (sent) break;
-    if (!would_block) return sent.error();
+    Status sent = send_frame(fd, frame, &would_block);
+    if (sent || !would_block) return sent;
     auto ready = wait_for(fd, POLLOUT, timeout_ms, start);
     if (!ready) return ready.error();
-    if (!*ready) return make_error("ipc: timed out sending a request");
+    if (!*ready) return make_error("ipc: timed out sending a message");
   }
+}
+
+Result<Frame> call(int fd, const Frame& request, int timeout_ms) {
+  uint64_t start = core::Loop::now_ms();
+  if (Status s = send_frame_blocking(fd, request, timeout_ms); !s) return s.error();
   auto reply = recv_frame_blocking(fd, remaining_ms(timeout_ms, start));
   if (!reply) return reply.error();
   if (reply->id != request.id) {

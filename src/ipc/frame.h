@@ -63,6 +63,10 @@ Status send_frame(int fd, const Frame& frame, bool* would_block = nullptr);
 // Received fds are close-on-exec and are closed on every error path.
 Result<std::optional<Frame>> recv_frame(int fd);
 
+// Sends one frame, waiting up to `timeout_ms` (-1: forever) for room if the
+// socket is non-blocking and full.
+Status send_frame_blocking(int fd, const Frame& frame, int timeout_ms);
+
 // Waits up to `timeout_ms` (-1: forever) for one frame.
 Result<Frame> recv_frame_blocking(int fd, int timeout_ms);
 
