@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -200,6 +201,30 @@ std::string set_admins(const Row& row, std::string_view raw, Config* config) {
   return {};
 }
 
+std::string set_user(const Row& row, std::string_view raw, Config* config) {
+  std::string name;
+  if (std::string err = string_value(row, raw, &name); !err.empty()) return err;
+  bool ok = !name.empty() && name.size() <= 32;
+  for (char c : name)
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) ok = false;
+  if (!ok) {
+    return name_of(row) + " must be a system user name (letters, digits, '_', '-', '.'), got " +
+           ini::quoted(name) + "; " + hint(row);
+  }
+  config->user = std::move(name);
+  return {};
+}
+
+std::string set_sandbox_mode(const Row& row, std::string_view raw, Config* config) {
+  std::string text;
+  if (std::string err = string_value(row, raw, &text); !err.empty()) return err;
+  if (text != "enforce" && text != "log") {
+    return name_of(row) + " must be enforce or log, got " + ini::quoted(text) + "; " + hint(row);
+  }
+  config->sandbox_log = text == "log";
+  return {};
+}
+
 std::string set_certificate(const Row& row, std::string_view raw, Config* config) {
   return string_value(row, raw, &config->certificate);
 }
@@ -272,6 +297,13 @@ const std::vector<Row>& rows() {
        0,
        "alice@example.org",
        &set_admins},
+      {{"server", "user", KeyType::kString, "hearth", false,
+        "System user every process switches to when started as root (not root); "
+        "ignored when started as another user."},
+       0,
+       0,
+       "",
+       &set_user},
       {{"tls", "certificate", KeyType::kString, "", false,
         "PEM certificate chain; empty means a self-signed certificate generated in "
         "data_dir. Set together with key."},
@@ -324,6 +356,13 @@ const std::vector<Row>& rows() {
        10000000,
        "",
        &set_int<uint32_t, &Config::scram_iterations>},
+      {{"sandbox", "mode", KeyType::kEnum, "enforce", false,
+        "enforce: a process that makes a system call outside its allow-list is killed; "
+        "log: it is only logged (debugging)."},
+       0,
+       0,
+       "",
+       &set_sandbox_mode},
       {{"log", "level", KeyType::kEnum, "info", false,
         "Least severe messages to log (to stderr): debug, info, warn or error."},
        0,
@@ -502,7 +541,7 @@ Result<Config> parse(std::string_view text, std::string_view filename) {
   return config;
 }
 
-Result<Config> load_file(const std::string& path) {
+Result<Config> load_file(const std::string& path, std::string* text_out) {
   auto fail = [&](int err) {
     return make_error("cannot read " + path + ": " + strerror(err) + "; create it or pass -c FILE");
   };
@@ -528,7 +567,9 @@ Result<Config> load_file(const std::string& path) {
     }
   }
   close(fd);
-  return parse(text, path);
+  Result<Config> config = parse(text, path);
+  if (config.ok() && text_out != nullptr) *text_out = std::move(text);
+  return config;
 }
 
 std::string default_path() {

@@ -18,6 +18,7 @@ struct Config {
   std::string domain;               // required; normalised (lowercase, no trailing dot)
   std::string data_dir;             // default /var/lib/hearth
   std::vector<std::string> admins;  // bare JIDs
+  std::string user = "hearth";      // service user when started as root
   // [tls]
   std::string certificate;  // empty: self-signed in data_dir
   std::string key;
@@ -29,6 +30,8 @@ struct Config {
   uint32_t pre_auth_timeout = 30;  // seconds until a stream must have authenticated
   // [auth]
   uint32_t scram_iterations = 10000;
+  // [sandbox]
+  bool sandbox_log = false;  // mode = log: violations are logged, not fatal (debugging)
   // [log]
   LogLevel log_level = LogLevel::kInfo;
 
@@ -57,7 +60,8 @@ const std::vector<KeyInfo>& schema();
 
 // Parse INI text. `filename` only labels error messages.
 Result<Config> parse(std::string_view text, std::string_view filename);
-Result<Config> load_file(const std::string& path);
+// `text_out`, if given, receives the file's text when it parses.
+Result<Config> load_file(const std::string& path, std::string* text_out = nullptr);
 
 // The default path: $HEARTH_CONFIG, else /etc/hearth/hearth.ini.
 std::string default_path();

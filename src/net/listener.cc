@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -100,6 +101,27 @@ Result<std::unique_ptr<Listener>> Listener::bind(const std::string& address, uin
     close(fd);
     return make_error(std::string("listen: ") + strerror(e));
   }
+  std::unique_ptr<Listener> l(new Listener());
+  l->fd_ = fd;
+  struct sockaddr_storage bound {};
+  socklen_t blen = sizeof bound;
+  getsockname(fd, reinterpret_cast<struct sockaddr*>(&bound), &blen);
+  l->address_ = format_sockaddr(&bound, blen);
+  l->port_ = bound.ss_family == AF_INET
+                 ? ntohs(reinterpret_cast<struct sockaddr_in*>(&bound)->sin_port)
+                 : ntohs(reinterpret_cast<struct sockaddr_in6*>(&bound)->sin6_port);
+  return l;
+}
+
+Result<std::unique_ptr<Listener>> Listener::adopt(int fd) {
+  int listening = 0;
+  socklen_t optlen = sizeof listening;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || !listening)
+    return make_error("descriptor " + std::to_string(fd) + " is not a listening socket");
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+      fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+    return make_error(std::string("fcntl on a listening socket: ") + strerror(errno));
   std::unique_ptr<Listener> l(new Listener());
   l->fd_ = fd;
   struct sockaddr_storage bound {};

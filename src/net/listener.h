@@ -20,7 +20,11 @@ class Listener : public core::IoHandler {
   // Binds `address` ("*" = all, dual-stack) on `port` (0 = ephemeral).
   static Result<std::unique_ptr<Listener>> bind(const std::string& address, uint16_t port);
 
+  // Takes over a socket the monitor bound (listening, any family).
+  static Result<std::unique_ptr<Listener>> adopt(int fd);
+
   Status start(core::Loop* loop, AcceptFn fn);
+  int fd() const { return fd_; }
   uint16_t port() const { return port_; }
   const std::string& address() const { return address_; }  // as bound, printable
   void on_io(uint32_t events) override;

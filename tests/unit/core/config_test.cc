@@ -50,6 +50,8 @@ TEST(ConfigTest, Defaults) {
   EXPECT_EQ(c.pre_auth_timeout, 30u);
   EXPECT_EQ(c.scram_iterations, 10000u);
   EXPECT_EQ(c.log_level, LogLevel::kInfo);
+  EXPECT_EQ(c.user, "hearth");
+  EXPECT_FALSE(c.sandbox_log);
   EXPECT_EQ(c.certificate_path(), "/var/lib/hearth/self-signed.crt");
   EXPECT_EQ(c.key_path(), "/var/lib/hearth/self-signed.key");
   EXPECT_EQ(c.accounts_path(), "/var/lib/hearth/accounts.mdb");
@@ -65,17 +67,34 @@ TEST(ConfigTest, SchemaDefaultsMatchStructInitialisers) {
   EXPECT_EQ(parsed.pre_auth_timeout, plain.pre_auth_timeout);
   EXPECT_EQ(parsed.scram_iterations, plain.scram_iterations);
   EXPECT_EQ(parsed.log_level, plain.log_level);
+  EXPECT_EQ(parsed.user, plain.user);
+  EXPECT_EQ(parsed.sandbox_log, plain.sandbox_log);
+}
+
+TEST(ConfigTest, ServiceUserAndSandboxMode) {
+  Config c = parse_ok(std::string(kMinimal) + "user = _hearth-1\n[sandbox]\nmode = log\n");
+  EXPECT_EQ(c.user, "_hearth-1");
+  EXPECT_TRUE(c.sandbox_log);
+  EXPECT_FALSE(parse_ok(std::string(kMinimal) + "[sandbox]\nmode = enforce\n").sandbox_log);
+}
+
+TEST(ConfigErrorTest, ServiceUserAndSandboxMode) {
+  EXPECT_EQ(error_after_minimal("user = hearth user\n"),
+            "hearth.ini:3: 'user' must be a system user name (letters, digits, '_', '-', '.'), "
+            "got 'hearth user'; write e.g. user = hearth");
+  EXPECT_EQ(error_after_minimal("[sandbox]\nmode = off\n"),
+            "hearth.ini:4: 'mode' must be enforce or log, got 'off'; write e.g. mode = enforce");
 }
 
 TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
   std::vector<std::string> got;
   for (const KeyInfo& k : schema())
     got.push_back(std::string(k.section) + "." + k.name);
-  EXPECT_EQ(got,
-            (std::vector<std::string>{
-                "server.domain", "server.data_dir", "server.admins", "tls.certificate", "tls.key",
-                "c2s.interfaces", "c2s.port", "c2s.direct_tls_port", "c2s.max_stanza_size",
-                "c2s.pre_auth_timeout", "auth.scram_iterations", "log.level"}));
+  EXPECT_EQ(got, (std::vector<std::string>{"server.domain", "server.data_dir", "server.admins",
+                                           "server.user", "tls.certificate", "tls.key",
+                                           "c2s.interfaces", "c2s.port", "c2s.direct_tls_port",
+                                           "c2s.max_stanza_size", "c2s.pre_auth_timeout",
+                                           "auth.scram_iterations", "sandbox.mode", "log.level"}));
   for (const KeyInfo& k : schema()) {
     EXPECT_NE(std::string(k.doc), "") << k.name;
     EXPECT_EQ(std::string(k.doc).find('\n'), std::string::npos) << k.name;
@@ -85,9 +104,10 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
       EXPECT_STREQ(k.default_value, "") << k.name;
     }
   }
-  EXPECT_EQ(schema()[6].type, KeyType::kInt);
+  EXPECT_EQ(schema()[7].type, KeyType::kInt);
   EXPECT_EQ(schema()[2].type, KeyType::kList);
-  EXPECT_EQ(schema()[11].type, KeyType::kEnum);
+  EXPECT_EQ(schema()[12].type, KeyType::kEnum);
+  EXPECT_EQ(schema()[13].type, KeyType::kEnum);
   EXPECT_EQ(schema()[0].type, KeyType::kString);
   EXPECT_TRUE(schema()[0].required);
 }
@@ -252,14 +272,14 @@ TEST(ConfigErrorTest, KeyBeforeAnySection) {
 TEST(ConfigErrorTest, UnknownSection) {
   EXPECT_EQ(error_after_minimal("[cs2]\n"),
             "hearth.ini:3: unknown section [cs2]; did you mean [c2s]? (sections: [server], "
-            "[tls], [c2s], [auth], [log])");
+            "[tls], [c2s], [auth], [sandbox], [log])");
   EXPECT_EQ(error_after_minimal("\n[storage]\n"),
             "hearth.ini:4: unknown section [storage]; sections are: [server], [tls], [c2s], "
-            "[auth], [log]");
+            "[auth], [sandbox], [log]");
   // Section names are case-sensitive like keys.
   EXPECT_EQ(error_of("[Server]\n"),
             "hearth.ini:1: unknown section [Server]; did you mean [server]? (sections: [server], "
-            "[tls], [c2s], [auth], [log])");
+            "[tls], [c2s], [auth], [sandbox], [log])");
 }
 
 TEST(ConfigErrorTest, UnknownKeyWithTypoSuggestion) {
@@ -268,7 +288,7 @@ TEST(ConfigErrorTest, UnknownKeyWithTypoSuggestion) {
             "interfaces, port, direct_tls_port, max_stanza_size, pre_auth_timeout)");
   EXPECT_EQ(error_of("[server]\ndomian = example.org\n"),
             "hearth.ini:2: unknown key 'domian' in [server]; did you mean 'domain'? (keys in "
-            "[server]: domain, data_dir, admins)");
+            "[server]: domain, data_dir, admins, user)");
   EXPECT_EQ(error_after_minimal("[auth]\nscram_iteration = 5000\n"),
             "hearth.ini:4: unknown key 'scram_iteration' in [auth]; did you mean "
             "'scram_iterations'? (keys in [auth]: scram_iterations)");
@@ -461,7 +481,7 @@ TEST(ConfigErrorTest, MissingRequiredKey) {
 TEST(ConfigErrorTest, StopsAtFirstError) {
   EXPECT_EQ(error_of("[server]\ndomain = example.org\nprot = 1\n[nope]\n"),
             "hearth.ini:3: unknown key 'prot' in [server]; keys in [server]: domain, data_dir, "
-            "admins");
+            "admins, user");
 }
 
 TEST(ConfigErrorTest, FileNameLabelsMessages) {
