@@ -26,6 +26,7 @@ import warnings
 import xml.etree.ElementTree as ET
 
 DOMAIN = "localhost"
+SERVICE_USER = "nobody"
 TIMEOUT = 8.0  # default seconds for any single expected reply
 
 NS_STREAM = "http://etherx.jabber.org/streams"
@@ -47,7 +48,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 CRASH_PATTERNS = re.compile(
     r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer"
     r"|runtime error:|Segmentation fault|SIGSEGV|SIGSYS|SIGABRT|SIGBUS"
-    r"|stack smashing|double free|terminate called"
+    r"|stack smashing|double free|terminate called|sandbox violation"
 )
 
 
@@ -129,6 +130,11 @@ class HearthServer:
             "auth": {"scram_iterations": "4096"},
             "log": {"level": log_level},
         }
+        if os.geteuid() == 0:
+            # As root, hearth switches to the service user: an unprivileged
+            # one that exists on every Debian system. It must reach data_dir.
+            self.settings["server"]["user"] = SERVICE_USER
+            os.chmod(self.dir, 0o755)
         for section, keys in (overrides or {}).items():
             sect = self.settings.setdefault(section, {})
             for key, value in keys.items():
