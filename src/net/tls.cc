@@ -1,15 +1,51 @@
 // wolfSSL server sessions over memory buffers, and the self-signed
 // certificate a fresh install starts with.
+//
+// Remote signing (create_server_remote): the reactor completes handshakes
+// without the private key; the keyholder process signs.
+//  * What: wolfSSL's PK callbacks (HAVE_PK_CALLBACKS, on in Debian's 5.5.4):
+//    wolfSSL_CTX_SetEccSignCb, wolfSSL_CTX_SetRsaSignCb and
+//    wolfSSL_CTX_SetRsaPssSignCb are set on the context, and the
+//    certificate's own PUBLIC key (wc_GetPubKeyDerFromCert: the
+//    SubjectPublicKeyInfo for EC, the RSAPublicKey for RSA) is loaded with
+//    wolfSSL_CTX_use_PrivateKey_buffer as a placeholder. wolfSSL accepts a public key there only
+//    when a private-key PK callback is already set (wolfSSL_CTX_IsPrivatePkSet; upstream PRs
+//    #4921/#4969, wolfssl-examples tls/server-tls-pkcallback.c), so the
+//    callbacks are set first. wolfSSL uses the placeholder for the key type
+//    and the signature size, and for RSA to check our signature (TLS 1.3
+//    CertificateVerify); it never does a private-key operation with it.
+//    The callbacks turn wolfSSL's input into a SignRequest (digest for
+//    ECDSA and RSA-PSS, DigestInfo taken apart for PKCS#1 v1.5) and call
+//    the Signer, a synchronous round trip to the keyholder (this wolfSSL has
+//    no WOLFSSL_ASYNC_CRYPT, so a callback cannot return "pending").
+//  * Why not wolfSSL_CTX_use_PrivateKey_Id + a crypto callback
+//    (wc_CryptoCb_RegisterDevice, WOLF_CRYPTO_CB): the device table is
+//    process-global, a devId on the context routes every hash, cipher and
+//    ECDHE operation of every session through the callback first, and the
+//    RSA callback is handed the already padded block, which would make the
+//    keyholder a raw RSA private-key oracle. PK callbacks give it a digest
+//    that it pads itself.
+//  * Loading no key at all is also accepted by 5.5.4 for ECDSA but crashes
+//    in the RSA path, so the placeholder is required.
+// A wrong signature from the signer fails the handshake: wolfSSL checks
+// every RSA signature (PKCS#1 and PSS) with the placeholder before sending
+// it, so the session fails at once; ECDSA signatures it does not check, the
+// client refuses them (in TLS 1.3 its alert fails our session, in TLS 1.2
+// wolfSSL-style clients just drop the connection).
 #include "net/tls.h"
 
 // options.h first: it carries the build's feature macros, and the structs in
 // the other headers change layout with them.
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/random.h>
+#include <wolfssl/wolfcrypt/rsa.h>
+#include <wolfssl/wolfcrypt/sha.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 #include <wolfssl/wolfcrypt/sha512.h>
 
@@ -460,6 +496,171 @@ Result<std::string> certificate_fingerprint(const std::string& cert_path) {
 
 // ---------------------------------------------------------------------------
 
+// Per-context state of remote signing, reached from the PK callbacks via
+// the WOLFSSL_CTX's ex_data.
+struct RemoteKey {
+  Signer signer;
+};
+
+namespace {
+
+using SignHash = SignRequest::Hash;
+
+// ex_data slots: the context's RemoteKey, the session's TlsSession (to keep
+// the signer's error message for TlsSession::error()).
+int ctx_ex_index() {
+  static const int index = wolfSSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+int ssl_ex_index() {
+  static const int index = wolfSSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+constexpr SignHash kAllHashes[] = {SignHash::kSha1, SignHash::kSha224, SignHash::kSha256,
+                                   SignHash::kSha384, SignHash::kSha512};
+
+// wolfSSL's Hash_Sum value (asn.h), as its DigestInfo encoder and the PSS
+// callback use it.
+int hash_oid(SignHash hash) {
+  switch (hash) {
+    case SignHash::kSha1:
+      return SHAh;
+    case SignHash::kSha224:
+      return SHA224h;
+    case SignHash::kSha256:
+      return SHA256h;
+    case SignHash::kSha384:
+      return SHA384h;
+    case SignHash::kSha512:
+      return SHA512h;
+  }
+  return 0;
+}
+
+// Keeps why the signer failed in the asking TlsSession (its sign_error_).
+void note_sign_error(WOLFSSL* ssl, const std::string& why) {
+  auto* slot = static_cast<std::string*>(wolfSSL_get_ex_data(ssl, ssl_ex_index()));
+  if (slot != nullptr) *slot = why;
+}
+
+// Calls the context's Signer and copies its answer into wolfSSL's buffer.
+// Any failure is WC_HW_E ("error with hardware crypto use"): the handshake
+// fails with a fatal error.
+int remote_sign(WOLFSSL* ssl, const SignRequest& req, unsigned char* out, word32* out_size) {
+  WOLFSSL_CTX* ctx = wolfSSL_get_SSL_CTX(ssl);
+  auto* remote = ctx == nullptr
+                     ? nullptr
+                     : static_cast<RemoteKey*>(wolfSSL_CTX_get_ex_data(ctx, ctx_ex_index()));
+  if (remote == nullptr || !remote->signer) {
+    note_sign_error(ssl, "no signer");
+    return WC_HW_E;
+  }
+  Result<std::string> sig = remote->signer(req);
+  if (!sig.ok()) {
+    note_sign_error(ssl, sig.error().message);
+    return WC_HW_E;
+  }
+  if (sig->empty() || sig->size() > *out_size) {
+    note_sign_error(ssl, "signature of " + std::to_string(sig->size()) + " bytes does not fit " +
+                             std::to_string(*out_size));
+    return WC_HW_E;
+  }
+  memcpy(out, sig->data(), sig->size());
+  *out_size = static_cast<word32>(sig->size());
+  return 0;
+}
+
+// CallbackEccSign: `in` is the handshake hash (TLS 1.2 ServerKeyExchange
+// params or TLS 1.3 CertificateVerify content, hashed by wolfSSL).
+int ecc_sign_cb(WOLFSSL* ssl, const unsigned char* in, unsigned int in_size, unsigned char* out,
+                word32* out_size, const unsigned char*, unsigned int, void*) {
+  SignRequest req;
+  req.algorithm = SignRequest::Algorithm::kEcdsa;
+  bool known = false;
+  for (SignHash h : kAllHashes) {
+    if (digest_size(h) == in_size) {
+      req.hash_type = h;
+      known = true;
+    }
+  }
+  if (!known) {
+    note_sign_error(ssl, "ECDSA input of unexpected size " + std::to_string(in_size));
+    return WC_HW_E;
+  }
+  req.digest.assign(reinterpret_cast<const char*>(in), in_size);
+  return remote_sign(ssl, req, out, out_size);
+}
+
+// CallbackRsaSign: `in` is the DER DigestInfo wolfSSL built with
+// wc_EncodeSignature (PKCS#1 v1.5, TLS 1.2). We pass on only the hash and
+// the digest; an input that is not exactly such an encoding is refused.
+int rsa_sign_cb(WOLFSSL* ssl, const unsigned char* in, unsigned int in_size, unsigned char* out,
+                word32* out_size, const unsigned char*, unsigned int, void*) {
+  static const unsigned char kZeros[WC_MAX_DIGEST_SIZE] = {};
+  for (SignHash h : kAllHashes) {
+    size_t dlen = digest_size(h);
+    unsigned char expected[MAX_DER_DIGEST_SZ];
+    word32 elen = wc_EncodeSignature(expected, kZeros, static_cast<word32>(dlen), hash_oid(h));
+    if (elen == 0 || elen != in_size || memcmp(expected, in, elen - dlen) != 0) continue;
+    SignRequest req;
+    req.algorithm = SignRequest::Algorithm::kRsaPkcs1;
+    req.hash_type = h;
+    req.digest.assign(reinterpret_cast<const char*>(in) + (elen - dlen), dlen);
+    return remote_sign(ssl, req, out, out_size);
+  }
+  note_sign_error(ssl, "RSA input is not a DigestInfo");
+  return WC_HW_E;
+}
+
+// CallbackRsaPssSign: `in` is the digest, `hash` wolfSSL's Hash_Sum and
+// `mgf` its WC_MGF1* value; TLS uses MGF1 with the signature's hash.
+int rsa_pss_sign_cb(WOLFSSL* ssl, const unsigned char* in, unsigned int in_size, unsigned char* out,
+                    unsigned int* out_size, int hash, int mgf, const unsigned char*, unsigned int,
+                    void*) {
+  SignRequest req;
+  req.algorithm = SignRequest::Algorithm::kRsaPss;
+  if (hash == SHA256h && mgf == WC_MGF1SHA256) {
+    req.hash_type = SignHash::kSha256;
+  } else if (hash == SHA384h && mgf == WC_MGF1SHA384) {
+    req.hash_type = SignHash::kSha384;
+  } else if (hash == SHA512h && mgf == WC_MGF1SHA512) {
+    req.hash_type = SignHash::kSha512;
+  } else {
+    note_sign_error(ssl,
+                    "unsupported RSA-PSS hash " + std::to_string(hash) + "/" + std::to_string(mgf));
+    return WC_HW_E;
+  }
+  if (in_size != digest_size(req.hash_type)) {
+    note_sign_error(ssl, "RSA-PSS input of unexpected size " + std::to_string(in_size));
+    return WC_HW_E;
+  }
+  req.digest.assign(reinterpret_cast<const char*>(in), in_size);
+  word32 size = *out_size;
+  int ret = remote_sign(ssl, req, out, &size);
+  *out_size = size;
+  return ret;
+}
+
+}  // namespace
+
+size_t digest_size(SignRequest::Hash hash) {
+  switch (hash) {
+    case SignHash::kSha1:
+      return WC_SHA_DIGEST_SIZE;
+    case SignHash::kSha224:
+      return WC_SHA224_DIGEST_SIZE;
+    case SignHash::kSha256:
+      return WC_SHA256_DIGEST_SIZE;
+    case SignHash::kSha384:
+      return WC_SHA384_DIGEST_SIZE;
+    case SignHash::kSha512:
+      return WC_SHA512_DIGEST_SIZE;
+  }
+  return 0;
+}
+
 namespace {
 
 // Client half of the start-up self-test: memory I/O on a pair of strings.
@@ -488,12 +689,15 @@ int loopback_send(WOLFSSL*, char* buf, int sz, void* ctx) {
 
 }  // namespace
 
-// A TLS 1.3 handshake between a throwaway client and a TlsSession of `ctx`:
-// the client checks the CertificateVerify signature against the certificate
-// even without chain verification, so a key that does not belong to the
-// certificate fails here.
-bool TlsContext::self_test(const TlsContext& ctx, std::string* why) {
-  WOLFSSL_CTX* cctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
+// A handshake between a throwaway client and a TlsSession of `ctx`: the
+// client checks the CertificateVerify (TLS 1.3) or ServerKeyExchange (TLS
+// 1.2) signature against the certificate even without chain verification, so
+// a key that does not belong to the certificate fails here. `tls12` runs TLS
+// 1.2 restricted to PKCS#1 v1.5 signatures, the one RSA scheme TLS 1.3 does
+// not use.
+bool TlsContext::self_test(const TlsContext& ctx, bool tls12, std::string* why) {
+  WOLFSSL_CTX* cctx =
+      wolfSSL_CTX_new(tls12 ? wolfTLSv1_2_client_method() : wolfTLSv1_3_client_method());
   if (cctx == nullptr) {
     *why = "out of memory";
     return false;
@@ -503,6 +707,12 @@ bool TlsContext::self_test(const TlsContext& ctx, std::string* why) {
   if (c == nullptr) {
     wolfSSL_CTX_free(cctx);
     *why = "out of memory";
+    return false;
+  }
+  if (tls12 && wolfSSL_set1_sigalgs_list(c, "RSA+SHA256") != WOLFSSL_SUCCESS) {
+    wolfSSL_free(c);
+    wolfSSL_CTX_free(cctx);
+    *why = "cannot restrict the test client's signature algorithms";
     return false;
   }
   TlsSession server(ctx, false);
@@ -542,11 +752,15 @@ bool TlsContext::self_test(const TlsContext& ctx, std::string* why) {
 }
 
 TlsContext::~TlsContext() {
-  if (ctx_ != nullptr) wolfSSL_CTX_free(ctx_);
+  if (ctx_ == nullptr) return;
+  // Sessions hold a reference on the WOLFSSL_CTX and may outlive us (a
+  // reload swaps contexts under open connections); one still handshaking
+  // must find no signer rather than a freed one.
+  if (remote_ != nullptr) wolfSSL_CTX_set_ex_data(ctx_, ctx_ex_index(), nullptr);
+  wolfSSL_CTX_free(ctx_);
 }
 
-Result<std::unique_ptr<TlsContext>> TlsContext::create_server(const std::string& cert_path,
-                                                              const std::string& key_path) {
+Result<std::unique_ptr<TlsContext>> TlsContext::create_common() {
   if (!ensure_wolfssl_init()) return make_error("wolfSSL_Init failed");
   std::unique_ptr<TlsContext> self(new TlsContext());
   self->ctx_ = wolfSSL_CTX_new(wolfSSLv23_server_method());
@@ -592,13 +806,46 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create_server(const std::string&
   // (tls_test.cc RenegotiationRefused).
 
   wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, nullptr);
+  return self;
+}
 
-  int ret = wolfSSL_CTX_use_certificate_chain_file(ctx, cert_path.c_str());
+// Loads the chain into the context (the first certificate is ours).
+Status TlsContext::load_certificate(const std::string& cert_path) {
+  int ret = wolfSSL_CTX_use_certificate_chain_file(ctx_, cert_path.c_str());
   if (ret != WOLFSSL_SUCCESS) {
     return make_error("cannot load TLS certificate " + cert_path + ": " +
                       load_failure_reason(cert_path, ret) + "; check [tls] certificate");
   }
-  ret = wolfSSL_CTX_use_PrivateKey_file(ctx, key_path.c_str(), WOLFSSL_FILETYPE_PEM);
+  return {};
+}
+
+// Fingerprint and RFC 5929 end-point hash of the leaf certificate.
+Status TlsContext::hash_certificate(const std::string& cert_path) {
+  auto leaf = load_leaf(cert_path);
+  if (!leaf) {
+    return make_error("cannot load TLS certificate " + cert_path + ": " + leaf.error().message +
+                      "; check [tls] certificate");
+  }
+  std::string der = leaf_der(leaf->get());
+  fingerprint_ = der.empty() ? std::string() : sha256_fingerprint(der);
+  end_point_ = der.empty() ? std::string()
+                           : end_point_hash(der, wolfSSL_X509_get_signature_type(leaf->get()));
+  if (fingerprint_.empty() || end_point_.empty()) {
+    return make_error("cannot hash TLS certificate " + cert_path + "; check [tls] certificate");
+  }
+  return {};
+}
+
+Result<std::unique_ptr<TlsContext>> TlsContext::create_server(const std::string& cert_path,
+                                                              const std::string& key_path) {
+  auto created = create_common();
+  if (!created) return created.error();
+  std::unique_ptr<TlsContext> self = std::move(created).value();
+  WOLFSSL_CTX* ctx = self->ctx_;
+
+  Status st = self->load_certificate(cert_path);
+  if (!st) return st.error();
+  int ret = wolfSSL_CTX_use_PrivateKey_file(ctx, key_path.c_str(), WOLFSSL_FILETYPE_PEM);
   if (ret != WOLFSSL_SUCCESS) {
     return make_error("cannot load TLS key " + key_path + ": " +
                       load_failure_reason(key_path, ret) + "; check [tls] key");
@@ -607,26 +854,95 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create_server(const std::string&
   // ECDSA key of the same curve but the wrong scalar passes. A handshake with
   // ourselves proves the key signs for the certificate, whatever its type.
   std::string why;
-  if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS || !self_test(*self, &why)) {
+  if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS || !self_test(*self, false, &why)) {
     wolfSSL_ERR_clear_error();
     return make_error("TLS key " + key_path + " does not match certificate " + cert_path +
                       (why.empty() ? std::string() : " (" + why + ")") +
                       "; check [tls] certificate and [tls] key");
   }
+  st = self->hash_certificate(cert_path);
+  if (!st) return st.error();
+  return self;
+}
 
+Result<std::unique_ptr<TlsContext>> TlsContext::create_server_remote(const std::string& cert_path,
+                                                                     Signer signer) {
+  if (!signer) return make_error("no TLS signer");
+  auto created = create_common();
+  if (!created) return created.error();
+  std::unique_ptr<TlsContext> self = std::move(created).value();
+  WOLFSSL_CTX* ctx = self->ctx_;
+
+  self->remote_ = std::make_unique<RemoteKey>();
+  self->remote_->signer = std::move(signer);
+  if (ctx_ex_index() < 0 || ssl_ex_index() < 0 ||
+      wolfSSL_CTX_set_ex_data(ctx, ctx_ex_index(), self->remote_.get()) != WOLFSSL_SUCCESS) {
+    return make_error("cannot attach the TLS signer");
+  }
+  // Before the placeholder below: wolfSSL accepts a public key as the
+  // "private key" only once a private-key PK callback is set.
+  wolfSSL_CTX_SetEccSignCb(ctx, ecc_sign_cb);
+  wolfSSL_CTX_SetRsaSignCb(ctx, rsa_sign_cb);
+  wolfSSL_CTX_SetRsaPssSignCb(ctx, rsa_pss_sign_cb);
+
+  Status st = self->load_certificate(cert_path);
+  if (!st) return st.error();
+
+  // The placeholder: the leaf certificate's public key, DER.
   auto leaf = load_leaf(cert_path);
   if (!leaf) {
     return make_error("cannot load TLS certificate " + cert_path + ": " + leaf.error().message +
                       "; check [tls] certificate");
   }
   std::string der = leaf_der(leaf->get());
-  self->fingerprint_ = der.empty() ? std::string() : sha256_fingerprint(der);
-  self->end_point_ = der.empty()
-                         ? std::string()
-                         : end_point_hash(der, wolfSSL_X509_get_signature_type(leaf->get()));
-  if (self->fingerprint_.empty() || self->end_point_.empty()) {
-    return make_error("cannot hash TLS certificate " + cert_path + "; check [tls] certificate");
+  std::string public_der(4096, '\0');
+  word32 public_der_size = static_cast<word32>(public_der.size());
+  int ret = 0;
+  word32 key_oid = 0;
+  {
+    DecodedCert dc;
+    wc_InitDecodedCert(&dc, reinterpret_cast<const byte*>(der.data()),
+                       static_cast<word32>(der.size()), nullptr);
+    ret = wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, nullptr);
+    if (ret == 0) {
+      key_oid = dc.keyOID;
+      ret = wc_GetPubKeyDerFromCert(&dc, reinterpret_cast<byte*>(public_der.data()),
+                                    &public_der_size);
+    }
+    wc_FreeDecodedCert(&dc);
   }
+  if (ret != 0) {
+    return make_error("cannot read the public key of TLS certificate " + cert_path + ": " +
+                      wolf_error_text(ret) + "; check [tls] certificate");
+  }
+  if (key_oid != ECDSAk && key_oid != RSAk) {
+    return make_error("TLS certificate " + cert_path +
+                      " has neither an ECDSA nor an RSA key; the keyholder signs only those" +
+                      "; check [tls] certificate");
+  }
+  public_der.resize(public_der_size);
+  ret = wolfSSL_CTX_use_PrivateKey_buffer(
+      ctx, reinterpret_cast<const unsigned char*>(public_der.data()),
+      static_cast<long>(public_der.size()), WOLFSSL_FILETYPE_ASN1);
+  if (ret != WOLFSSL_SUCCESS) {
+    wolfSSL_ERR_clear_error();
+    return make_error("cannot set up remote signing for TLS certificate " + cert_path + ": " +
+                      wolf_error_text(ret));
+  }
+
+  // Proves that the signer's key belongs to the certificate, for each
+  // signature scheme a handshake can ask of it.
+  std::string why;
+  bool ok = self_test(*self, false, &why);
+  if (ok && key_oid == RSAk) ok = self_test(*self, true, &why);
+  if (!ok) {
+    wolfSSL_ERR_clear_error();
+    return make_error("the keyholder's key does not sign for TLS certificate " + cert_path +
+                      (why.empty() ? std::string() : " (" + why + ")") +
+                      "; check [tls] certificate and [tls] key");
+  }
+  st = self->hash_certificate(cert_path);
+  if (!st) return st.error();
   return self;
 }
 
@@ -643,6 +959,7 @@ TlsSession::TlsSession(const TlsContext& ctx, bool direct) {
   wolfSSL_SSLSetIOSend(ssl_, &TlsSession::send_cb);
   wolfSSL_SetIOReadCtx(ssl_, this);
   wolfSSL_SetIOWriteCtx(ssl_, this);
+  if (ctx.remote_key()) wolfSSL_set_ex_data(ssl_, ssl_ex_index(), &sign_error_);
 
   // XEP-0368 §3.4 / RFC 7301 §3.2: on the direct-TLS port a client that
   // offers ALPN without "xmpp-client" gets no_application_protocol. A client
@@ -699,6 +1016,7 @@ void TlsSession::compact_input() {
 TlsSession::State TlsSession::fail(const char* what, int err) {
   state_ = State::kError;
   error_ = std::string(what) + ": " + wolf_error_text(err);
+  if (!sign_error_.empty()) error_ += " (signer: " + sign_error_ + ")";
   wolfSSL_ERR_clear_error();
   // Drop what the peer sent; keep out_, which may hold our alert.
   std::string().swap(in_);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,11 +27,52 @@ Status ensure_self_signed(const std::string& domain, const std::string& cert_pat
 // "AB:CD:..." SHA-256 of the DER certificate in a PEM file.
 Result<std::string> certificate_fingerprint(const std::string& cert_path);
 
+// One signature the handshake needs from the holder of the private key.
+// wolfSSL's PK callbacks hand us a digest (ECDSA, RSA-PSS) or a DER
+// DigestInfo (RSA PKCS#1 v1.5); TlsContext reduces all three to (algorithm,
+// hash, digest), so the signer never signs a block the caller chose: it
+// encodes and pads the digest itself, exactly as wolfSSL would.
+//   kEcdsa:    wc_ecc_sign_hash(digest) -> DER Ecdsa-Sig-Value (RFC 3279).
+//              wolfSSL does not say which hash it used; the digest length
+//              tells (20/28/32/48/64 bytes).
+//   kRsaPkcs1: DigestInfo(hash, digest) (RFC 8017 §9.2), then
+//              wc_RsaSSL_Sign (EMSA-PKCS1-v1_5 type 1 padding). TLS 1.2 only.
+//   kRsaPss:   wc_RsaPSS_Sign(digest, hash, MGF1 with the same hash, salt
+//              length = hash length) as RFC 8446 §4.2.3 requires.
+//              SHA-256/384/512 only.
+// The wire values of both enums are fixed: the IPC encodes them as one byte.
+struct SignRequest {
+  enum class Algorithm : uint8_t { kEcdsa = 1, kRsaPkcs1 = 2, kRsaPss = 3 };
+  enum class Hash : uint8_t { kSha1 = 1, kSha224 = 2, kSha256 = 3, kSha384 = 4, kSha512 = 5 };
+  Algorithm algorithm = Algorithm::kEcdsa;
+  Hash hash_type = Hash::kSha256;
+  std::string digest;  // exactly digest_size(hash_type) bytes
+};
+
+// Bytes of a `hash` digest; 0 for a value outside the enum.
+size_t digest_size(SignRequest::Hash hash);
+
+// Returns the signature: ECDSA as DER, RSA as modulus-length big-endian
+// bytes. Called synchronously inside the handshake (wolfSSL here has no
+// async crypto), so it must answer or fail within a bounded time.
+using Signer = std::function<Result<std::string>(const SignRequest&)>;
+
+struct RemoteKey;
+
 class TlsContext {
  public:
   ~TlsContext();
+  // The certificate chain and its private key, both loaded here.
   static Result<std::unique_ptr<TlsContext>> create_server(const std::string& cert_path,
                                                            const std::string& key_path);
+  // The certificate chain only: every private-key operation of a handshake
+  // goes to `signer` (the keyholder process). No key file is opened and no
+  // private key is ever in this process. ECDSA and RSA certificates only.
+  // The start-up self-test runs through `signer`, so it must already answer.
+  static Result<std::unique_ptr<TlsContext>> create_server_remote(const std::string& cert_path,
+                                                                  Signer signer);
+  // True for a create_server_remote context.
+  bool remote_key() const { return remote_ != nullptr; }
   const std::string& fingerprint_sha256() const { return fingerprint_; }
   // RFC 5929 §4.1: hash of our certificate (SHA-256 for SHA-1/SHA-256 signed certs).
   const std::string& server_end_point() const { return end_point_; }
@@ -38,8 +80,12 @@ class TlsContext {
 
  private:
   TlsContext() = default;
-  static bool self_test(const TlsContext& ctx, std::string* why);
+  static Result<std::unique_ptr<TlsContext>> create_common();
+  static bool self_test(const TlsContext& ctx, bool tls12, std::string* why);
+  Status load_certificate(const std::string& cert_path);
+  Status hash_certificate(const std::string& cert_path);
   WOLFSSL_CTX* ctx_ = nullptr;
+  std::unique_ptr<RemoteKey> remote_;
   std::string fingerprint_;
   std::string end_point_;
 };
@@ -90,7 +136,8 @@ class TlsSession {
   std::string error_;
   bool shutdown_sent_ = false;
   bool server_hello_seen_ = false;
-  bool ems_ = false;  // TLS 1.2 extended master secret (RFC 7627) in use
+  bool ems_ = false;        // TLS 1.2 extended master secret (RFC 7627) in use
+  std::string sign_error_;  // why the remote signer failed, if it did
 };
 
 }  // namespace hearth::net
