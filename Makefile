@@ -24,8 +24,10 @@ all: build
 deps:
 	@sh tools/deps.sh
 
+# build/ is the development and test build: it has the sandbox test hooks
+# (HEARTH_TEST_HOOKS). Production builds leave them out (see README, Install).
 configure:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEARTH_TEST_HOOKS=ON $(CMAKE_FLAGS) >/dev/null
 
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
