@@ -40,12 +40,12 @@ class Decoder {
     *out = v == 1;
   }
 
-  // An enum stored as u8 with values 0..max.
+  // An enum stored as u8 with values min..max.
   template <class E>
-  void enumerated(E* out, uint8_t max, const char* name) {
+  void enumerated(E* out, uint8_t min, uint8_t max, const char* name) {
     uint8_t v = 0;
     if (!r_.u8(&v)) return;
-    if (v > max) {
+    if (v < min || v > max) {
       fail(std::string(name) + " " + std::to_string(v) + " out of range");
       return;
     }
@@ -63,6 +63,11 @@ class Decoder {
     return true;
   }
 
+  bool ok() const { return error_.empty() && !r_.failed(); }
+  void fail(std::string why) {
+    if (error_.empty()) error_ = std::move(why);
+  }
+
   Status finish(const char* message) const {
     if (!error_.empty()) return make_error(std::string(message) + ": " + error_);
     if (Status s = r_.finish(); !s)
@@ -71,10 +76,6 @@ class Decoder {
   }
 
  private:
-  void fail(std::string why) {
-    if (error_.empty()) error_ = std::move(why);
-  }
-
   storage::Reader r_;
   std::string error_;
 };
@@ -217,7 +218,7 @@ Result<SaslReply> SaslReply::decode(std::string_view payload) {
   SaslReply m;
   Decoder d(payload);
   d.u64(&m.exchange);
-  d.enumerated(&m.kind, static_cast<uint8_t>(Kind::kFailure), "kind");
+  d.enumerated(&m.kind, 0, static_cast<uint8_t>(Kind::kFailure), "kind");
   d.str(&m.data, kMaxSaslData, "data");
   d.str(&m.condition, kMaxCondition, "condition");
   d.str(&m.username, kMaxUsername, "username");
@@ -240,7 +241,7 @@ std::string AccountRequest::encode() const {
 Result<AccountRequest> AccountRequest::decode(std::string_view payload) {
   AccountRequest m;
   Decoder d(payload);
-  d.enumerated(&m.op, static_cast<uint8_t>(Op::kList), "op");
+  d.enumerated(&m.op, 0, static_cast<uint8_t>(Op::kList), "op");
   d.str(&m.username, kMaxUsername, "username");
   d.str(&m.password, kMaxPassword, "password");
   d.u32(&m.iterations);
@@ -278,6 +279,22 @@ Result<AccountReply> AccountReply::decode(std::string_view payload) {
 
 // ---- SignRequest ----
 
+size_t sign_digest_size(SignRequest::Hash hash) {
+  switch (hash) {
+    case SignRequest::Hash::kSha1:
+      return 20;
+    case SignRequest::Hash::kSha224:
+      return 28;
+    case SignRequest::Hash::kSha256:
+      return 32;
+    case SignRequest::Hash::kSha384:
+      return 48;
+    case SignRequest::Hash::kSha512:
+      return 64;
+  }
+  return 0;
+}
+
 std::string SignRequest::encode() const {
   storage::Writer w;
   w.u8(static_cast<uint8_t>(algorithm)).u8(static_cast<uint8_t>(hash)).bytes(digest);
@@ -287,9 +304,15 @@ std::string SignRequest::encode() const {
 Result<SignRequest> SignRequest::decode(std::string_view payload) {
   SignRequest m;
   Decoder d(payload);
-  d.enumerated(&m.algorithm, static_cast<uint8_t>(Algorithm::kRsaPss), "algorithm");
-  d.enumerated(&m.hash, static_cast<uint8_t>(Hash::kSha512), "hash");
+  d.enumerated(&m.algorithm, static_cast<uint8_t>(Algorithm::kEcdsa),
+               static_cast<uint8_t>(Algorithm::kRsaPss), "algorithm");
+  d.enumerated(&m.hash, static_cast<uint8_t>(Hash::kSha1), static_cast<uint8_t>(Hash::kSha512),
+               "hash");
   d.str(&m.digest, kMaxDigest, "digest");
+  if (d.ok() && m.digest.size() != sign_digest_size(m.hash)) {
+    d.fail("digest of " + std::to_string(m.digest.size()) + " bytes for a " +
+           std::to_string(sign_digest_size(m.hash)) + "-byte hash");
+  }
   if (Status s = d.finish("SignRequest"); !s) return s.error();
   return m;
 }

@@ -48,9 +48,9 @@ inline constexpr size_t kMaxChannelBinding = 64;
 inline constexpr size_t kMaxDomain = 1023;
 inline constexpr size_t kMaxCondition = 64;
 inline constexpr size_t kMaxErrorText = 1024;
-// The hash to sign, or for rsa_pkcs1 the DER DigestInfo around it (19 + 64
-// bytes for SHA-512), as wolfSSL's RSA sign callback hands it over.
-inline constexpr size_t kMaxDigest = 128;
+// The digest to sign: exactly the hash's size (20 for SHA-1 .. 64 for
+// SHA-512); the keyholder builds any DigestInfo itself.
+inline constexpr size_t kMaxDigest = 64;
 inline constexpr size_t kMaxSignature = 1024;  // RSA-8192
 
 // ---- auth protocol ----
@@ -154,16 +154,21 @@ struct AccountReply {
 
 // ---- keyholder protocol ----
 
+// Wire values are those of net::SignRequest (net/tls.h), so the keyholder
+// and the TLS sign callbacks convert with a cast.
 struct SignRequest {
-  enum class Algorithm : uint8_t { kEcdsa = 0, kRsaPkcs1 = 1, kRsaPss = 2 };
-  enum class Hash : uint8_t { kSha256 = 0, kSha384 = 1, kSha512 = 2 };
+  enum class Algorithm : uint8_t { kEcdsa = 1, kRsaPkcs1 = 2, kRsaPss = 3 };
+  enum class Hash : uint8_t { kSha1 = 1, kSha224 = 2, kSha256 = 3, kSha384 = 4, kSha512 = 5 };
   Algorithm algorithm = Algorithm::kEcdsa;
   Hash hash = Hash::kSha256;
-  std::string digest;
+  std::string digest;  // exactly sign_digest_size(hash) bytes, checked on decode
 
   std::string encode() const;
   static Result<SignRequest> decode(std::string_view payload);
 };
+
+// Bytes of a `hash` digest; 0 for a value outside the enum.
+size_t sign_digest_size(SignRequest::Hash hash);
 
 struct SignReply {
   bool ok = false;

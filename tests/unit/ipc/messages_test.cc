@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "storage/codec.h"
@@ -155,6 +156,7 @@ TYPED_TEST(IpcMessageTest, RoundTrips) {
   EXPECT_TRUE(same(m, d.value()));
   // Default-constructed (empty) values too.
   TypeParam empty;
+  if constexpr (std::is_same_v<TypeParam, SignRequest>) empty.digest.assign(32, '\0');
   auto e = TypeParam::decode(empty.encode());
   ASSERT_TRUE(e.ok()) << e.error().message;
   EXPECT_TRUE(same(empty, e.value()));
@@ -253,10 +255,30 @@ TEST(IpcMessageLimitsTest, Keyholder) {
     w.u8(alg).u8(hash).raw(bytes_field(digest));
     return w.take();
   };
-  EXPECT_TRUE(SignRequest::decode(request(2, 2, kMaxDigest)).ok());
-  EXPECT_FALSE(SignRequest::decode(request(3, 0, 32)).ok());
+  EXPECT_TRUE(SignRequest::decode(request(3, 5, 64)).ok());
+  EXPECT_TRUE(SignRequest::decode(request(1, 1, 20)).ok());
+  EXPECT_TRUE(SignRequest::decode(request(2, 2, 28)).ok());
+  EXPECT_TRUE(SignRequest::decode(request(1, 3, 32)).ok());
+  EXPECT_TRUE(SignRequest::decode(request(1, 4, 48)).ok());
   EXPECT_FALSE(SignRequest::decode(request(0, 3, 32)).ok());
-  EXPECT_FALSE(SignRequest::decode(request(0, 0, kMaxDigest + 1)).ok());
+  EXPECT_FALSE(SignRequest::decode(request(4, 3, 32)).ok());
+  EXPECT_FALSE(SignRequest::decode(request(1, 0, 32)).ok());
+  EXPECT_FALSE(SignRequest::decode(request(1, 6, 32)).ok());
+  // The digest must be exactly the hash's size.
+  EXPECT_FALSE(SignRequest::decode(request(1, 3, 31)).ok());
+  EXPECT_FALSE(SignRequest::decode(request(1, 3, 33)).ok());
+  EXPECT_FALSE(SignRequest::decode(request(1, 5, 65)).ok());
+  EXPECT_FALSE(SignRequest::decode(request(1, 1, 0)).ok());
+  auto mismatch = SignRequest::decode(request(1, 3, 20));
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_NE(mismatch.error().message.find("digest"), std::string::npos);
+  // The wire values match net::SignRequest's (tls.h).
+  EXPECT_EQ(static_cast<int>(SignRequest::Algorithm::kEcdsa), 1);
+  EXPECT_EQ(static_cast<int>(SignRequest::Algorithm::kRsaPss), 3);
+  EXPECT_EQ(static_cast<int>(SignRequest::Hash::kSha1), 1);
+  EXPECT_EQ(static_cast<int>(SignRequest::Hash::kSha512), 5);
+  EXPECT_EQ(sign_digest_size(SignRequest::Hash::kSha224), 28u);
+  EXPECT_EQ(sign_digest_size(static_cast<SignRequest::Hash>(9)), 0u);
 
   auto reply = [](uint8_t ok, size_t sig, size_t err) {
     storage::Writer w;
