@@ -5,8 +5,10 @@ Reports, for the real binary on loopback:
   - binary size (stripped),
   - time from `hearth run` to accepting connections (the 'server: ready' line
     and a successful TCP connect), best and median of several starts,
-  - RSS idle, and RSS with N clients logged in (TLS + SCRAM + bind) and
-    available, and the RSS cost per client.
+  - RSS and PSS idle per process (monitor, reactor, keyholder, auth), and
+    with N clients logged in (TLS + SCRAM + bind) and available, and the RSS
+    cost per client,
+  - login latency: the median of 200 sequential logins.
 Numbers only; no pass/fail thresholds (these machines are noisy).
 """
 
@@ -25,12 +27,62 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 import hearthtest  # noqa: E402
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
+def rollup(pid):
+    """(RSS, PSS) in KiB of one process."""
+    out = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+            parts = line.split()
+            if parts and parts[0] in ("Rss:", "Pss:"):
+                out[parts[0][:-1]] = int(parts[1])
+    return out["Rss"], out["Pss"]
+
+
+def processes(monitor_pid):
+    """[(name, pid)]: the monitor and its children (by --role=), if any."""
+    procs = [("monitor", monitor_pid)]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[-1].split()[1])
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid != monitor_pid:
+            continue
+        for a in args:
+            if a.startswith(b"--role="):
+                procs.append((a[7:].decode(), int(entry)))
+    return procs
+
+
+def rss_kib(monitor_pid):
+    """Total RSS of the server's processes."""
+    return sum(rollup(pid)[0] for _, pid in processes(monitor_pid))
+
+
+def report_processes(monitor_pid, label):
+    total_rss = total_pss = 0
+    for name, pid in processes(monitor_pid):
+        rss, pss = rollup(pid)
+        total_rss += rss
+        total_pss += pss
+        print("  %-10s RSS %6d KiB  PSS %6d KiB  (%s)" % (name, rss, pss, label))
+    print("  %-10s RSS %6d KiB  PSS %6d KiB  (%s)" % ("total", total_rss, total_pss, label))
+
+
+def login_latency_ms(srv, count):
+    """Sequential logins (TCP, STARTTLS, SCRAM-SHA-256, bind) timed one by one."""
+    times = []
+    for i in range(count):
+        t0 = time.monotonic()
+        c = hearthtest.XmppClient.login(srv, "u0", "pw-0", resource="lat%d" % i)
+        times.append((time.monotonic() - t0) * 1000.0)
+        c.close()
+    return times
 
 
 def stripped_size(binary):
@@ -51,9 +103,22 @@ def free_port():
     return port
 
 
+def stream_answers(port):
+    """True once the server answers a stream header on `port` (the listening
+    socket alone, bound by the monitor, is not yet a working server)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0' "
+                      b"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>")
+            s.settimeout(0.2)
+            return b"<stream:features>" in s.recv(4096)
+    except OSError:
+        return False
+
+
 def startup_ms(rounds):
-    """Time from spawning `hearth run` until a TCP connect to its STARTTLS
-    port succeeds (polled every 0.5 ms). The first start generates the
+    """Time from spawning `hearth run` until the server answers a stream
+    header with its features (polled every 0.5 ms). The first start generates the
     certificate; later ones reuse it."""
     times = []
     srv = hearthtest.HearthServer(log_level="info", name="bench-start")
@@ -66,14 +131,10 @@ def startup_ms(rounds):
             t0 = time.monotonic()
             proc = subprocess.Popen([hearthtest.hearth_bin(), "run", "-c", srv.ini_path],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() - t0 > 20:
-                        raise RuntimeError("hearth did not start; see " + srv.log_path)
-                    time.sleep(0.0005)
+            while not stream_answers(port):
+                if proc.poll() is not None or time.monotonic() - t0 > 20:
+                    raise RuntimeError("hearth did not start; see " + srv.log_path)
+                time.sleep(0.0005)
             times.append((time.monotonic() - t0) * 1000.0)
             proc.terminate()
             proc.wait(10)
@@ -87,6 +148,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--starts", type=int, default=5)
+    ap.add_argument("--logins", type=int, default=200)
     args = ap.parse_args()
     binary = hearthtest.hearth_bin()
     print("binary: %s" % binary)
@@ -106,7 +168,12 @@ def main():
             srv.add_user("u%d" % i, "pw-%d" % i)
         time.sleep(0.2)
         idle = rss_kib(srv.proc.pid)
-        print("RSS idle: %d KiB" % idle)
+        print("RSS idle: %d KiB (all processes)" % idle)
+        report_processes(srv.proc.pid, "idle")
+        lat = sorted(login_latency_ms(srv, args.logins))
+        print("login latency over %d sequential logins (STARTTLS + SCRAM-SHA-256 + bind): "
+              "median %.2f ms, p90 %.2f ms"
+              % (len(lat), statistics.median(lat), lat[int(len(lat) * 0.9)]))
         t0 = time.monotonic()
         for i in range(args.clients):
             c = hearthtest.XmppClient.login(srv, "u%d" % i, "pw-%d" % i, resource="bench")
@@ -121,6 +188,7 @@ def main():
               % (args.clients, t1 - t0, (t1 - t0) * 1000.0 / args.clients))
         print("RSS with %d clients logged in: %d KiB (%.1f KiB per client)"
               % (args.clients, loaded, (loaded - idle) / float(args.clients)))
+        report_processes(srv.proc.pid, "%d clients" % args.clients)
         srv.assert_alive()
     finally:
         for c in clients:
