@@ -76,8 +76,9 @@ class RemoteAuthenticator final : public xmpp::Authenticator {
       deliver_later(id, xmpp::sasl_failure("malformed-request"), std::move(done));
       return;
     }
-    if (ex.generation != channel_->generation()) {
-      // The worker that holds this exchange is gone.
+    if (ex.generation != channel_->generation() || !channel_->connected()) {
+      // The worker that holds this exchange is gone (and a request queued
+      // now would reach its successor, which never heard of it).
       deliver_later(id, xmpp::sasl_failure(kTemporaryFailure), std::move(done));
       return;
     }
