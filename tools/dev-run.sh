@@ -33,6 +33,12 @@ ipv6_loopback() {
 if [ ! -e "$INI" ]; then
   interfaces=127.0.0.1
   ipv6_loopback && interfaces="127.0.0.1, ::1"
+  # Started as root, hearth switches to [server] user. A development server
+  # keeps root so that it can use its files inside this checkout (which the
+  # service user may not be able to reach); hearth warns about it. Its
+  # processes are sandboxed all the same.
+  user_line=""
+  [ "$(id -u)" -eq 0 ] && user_line="user = root"
   cat >"$INI" <<EOF
 # Development configuration written by tools/dev-run.sh ('make run').
 # Edit freely: it is kept across runs. Delete it to get a fresh one.
@@ -42,6 +48,7 @@ if [ ! -e "$INI" ]; then
 domain = localhost
 data_dir = $DEV/data
 admins = admin@localhost
+$user_line
 
 [c2s]
 interfaces = $interfaces

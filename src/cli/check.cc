@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "net/tls.h"
+#include "sandbox/sandbox.h"
 
 namespace hearth::cli {
 
@@ -27,6 +28,22 @@ int cmd_check(const Args& args) {
   } else {
     return fail("certificate " + cert + " does not exist; check [tls] certificate");
   }
+  // The processes `hearth run` starts and what confines each.
+  printf("processes: monitor (supervises; binds ports; no filter), reactor, keyholder, auth\n");
+  printf("service user: %s (when started as root)\n", cfg->user.c_str());
+  int landlock = sandbox::landlock_abi_version();
+  for (sandbox::Role role :
+       {sandbox::Role::kReactor, sandbox::Role::kKeyholder, sandbox::Role::kAuth}) {
+    printf(
+        "%s: seccomp %s; landlock %s\n", sandbox::role_name(role),
+        cfg->sandbox_log ? "LOG ONLY (violations are logged, not stopped)" : "enforce",
+        landlock > 0 ? ("ABI " + std::to_string(landlock)).c_str() : "not offered by this kernel");
+    printf("  %s\n", sandbox::describe(role).c_str());
+  }
+  if (cfg->sandbox_log)
+    fprintf(stderr,
+            "hearth: WARNING: [sandbox] mode = log does not stop a compromised process; "
+            "use mode = enforce outside debugging\n");
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "proc/proc.h"
 
 namespace hearth::cli {
 namespace {
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
     fputs(kUsage, words.empty() ? stderr : stdout);
     return words.empty() ? 2 : 0;
   }
+  // The processes `hearth run` starts: never typed by people.
+  if (words[0].rfind("--role=", 0) == 0) return proc::role_main(words);
   std::string command = words[0];
   std::string action;
   size_t first = 1;
@@ -68,7 +71,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "run") {
-    if (!args.rest.empty()) return usage_error("unexpected argument '" + args.rest[0] + "'");
     return cmd_run(args);
   }
   if (command == "user") return cmd_user(action, args);

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "proc/privdrop.h"
 #include "xmpp/account_store.h"
 #include "xmpp/jid.h"
 
@@ -136,8 +137,18 @@ int cmd_user(const std::string& action, const Args& args) {
     return usage_error(s.error().message);
   }
 
-  if (mkdir(cfg->data_dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return fail("cannot create " + cfg->data_dir + ": " + strerror(errno));
+  // Read the password first: --password-file may be readable only by us.
+  Secret password;
+  if (action == "add" || action == "passwd") {
+    if (Status s = get_password(args.rest, &password); !s.ok()) return fail(s.error().message);
+  }
+  // As root, work as the service user, so that accounts.mdb belongs to the
+  // auth worker that opens it.
+  Result<proc::ServiceUser> user = proc::resolve_service_user(cfg->user);
+  if (!user.ok()) return fail(user.error().message);
+  if (Status s = proc::prepare_data_dir(cfg->data_dir, user.value()); !s.ok())
+    return fail(s.error().message);
+  if (Status s = proc::drop_privileges(user.value()); !s.ok()) return fail(s.error().message);
   Result<std::unique_ptr<xmpp::AccountStore>> store =
       xmpp::AccountStore::open(cfg->accounts_path());
   if (!store.ok()) return fail(store.error().message);
@@ -156,8 +167,6 @@ int cmd_user(const std::string& action, const Args& args) {
     printf("deleted %s\n", jid.c_str());
     return 0;
   }
-  Secret password;
-  if (Status s = get_password(args.rest, &password); !s.ok()) return fail(s.error().message);
   if (password.value.empty()) return fail("empty password");
   Status s = action == "add"
                  ? accounts.create(username, password.value, cfg->scram_iterations)

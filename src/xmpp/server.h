@@ -11,7 +11,6 @@
 #include "core/loop.h"
 #include "net/listener.h"
 #include "net/tls.h"
-#include "xmpp/account_store.h"
 #include "xmpp/auth.h"
 #include "xmpp/c2s.h"
 #include "xmpp/router.h"
@@ -20,10 +19,19 @@ namespace hearth::xmpp {
 
 class Server : public StreamHost {
  public:
-  explicit Server(config::Config config);
+  // The loop is the process's; the server adds its listeners, streams,
+  // signal handling and end-of-turn work to it.
+  Server(config::Config config, core::Loop* loop);
   ~Server() override;
 
-  // Opens storage, loads (or creates) the certificate, binds the listeners.
+  // What the reactor process hands over before start().
+  void set_tls(std::unique_ptr<net::TlsContext> tls) { tls_ = std::move(tls); }
+  void set_authenticator(Authenticator* auth) { auth_ = auth; }
+  void add_listener(std::unique_ptr<net::Listener> listener, bool direct_tls);
+  // A reload (SIGHUP at the monitor): applies what can change at run time.
+  void apply_config(const config::Config& next);
+
+  // Starts accepting and watching SIGTERM/SIGINT.
   Status start();
   // Serves until SIGTERM/SIGINT; returns the process exit code.
   int run();
@@ -42,22 +50,16 @@ class Server : public StreamHost {
   void accept(int fd, std::string peer, bool direct_tls);
   void on_signal(int sig);
   void shutdown();
-  void reload();
 
   config::Config config_;
-  std::string config_path_;
-  std::unique_ptr<core::Loop> loop_;
+  core::Loop* loop_;
   std::unique_ptr<net::TlsContext> tls_;
-  std::unique_ptr<AccountStore> accounts_;
-  std::unique_ptr<Authenticator> auth_;
+  Authenticator* auth_ = nullptr;
   Router router_;
-  std::vector<std::unique_ptr<net::Listener>> listeners_;
+  std::vector<std::pair<std::unique_ptr<net::Listener>, bool>> listeners_;
   std::unordered_map<C2sStream*, std::unique_ptr<C2sStream>> streams_;
   std::vector<std::unique_ptr<C2sStream>> graveyard_;
   bool shutting_down_ = false;
-
- public:
-  void set_config_path(std::string path) { config_path_ = std::move(path); }
 };
 
 }  // namespace hearth::xmpp

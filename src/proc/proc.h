@@ -1,0 +1,35 @@
+// The process model (ARCHITECTURE.md §1): `hearth run` is the monitor; it
+// starts the reactor and the keyholder and auth workers as fresh processes
+// (fork + exec of its own binary with --role=X) and supervises them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace hearth::proc {
+
+enum class Role : uint8_t { kReactor = 1, kKeyholder = 2, kAuth = 3 };
+const char* role_name(Role role);
+bool parse_role(std::string_view name, Role* out);
+
+// Descriptors every child finds at fixed numbers after exec.
+inline constexpr int kChannelFd = 3;        // reactor: to the monitor; worker: to the reactor
+inline constexpr int kConfigFd = 4;         // the INI, opened by the monitor (read from offset 0)
+inline constexpr int kFirstListenerFd = 5;  // reactor: listening sockets, in --listen order
+
+// Control messages (the worker protocols are in src/ipc/messages.h).
+inline constexpr uint16_t kMsgAttachWorker = 0x0301;   // monitor -> reactor: u8 role + 1 fd
+inline constexpr uint16_t kMsgKeyHello = 0x0202;       // reactor -> keyholder: are you ready?
+inline constexpr uint16_t kMsgKeyHelloReply = 0x0282;  // u8 ok + string (fingerprint or error)
+inline constexpr uint16_t kMsgReloadConfig = 0x0302;   // monitor -> reactor: the INI text
+
+// `hearth run`: returns the exit code.
+int run_monitor(const std::string& config_path);
+// `hearth --role=X ...` (started by the monitor only).
+int role_main(const std::vector<std::string>& args);
+
+}  // namespace hearth::proc

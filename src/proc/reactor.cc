@@ -1,0 +1,178 @@
+// The reactor: the only process that talks to the network. It holds no
+// private key (TLS signatures go to the keyholder) and no password verifier
+// (SASL goes to the auth worker). Peers: the monitor (control channel on
+// kChannelFd: worker channels, reloads), the keyholder, the auth worker.
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "ipc/channel.h"
+#include "ipc/frame.h"
+#include "ipc/messages.h"
+#include "ipc/remote_auth.h"
+#include "net/listener.h"
+#include "net/tls.h"
+#include "proc/proc.h"
+#include "proc/role_util.h"
+#include "sandbox/sandbox.h"
+#include "xmpp/server.h"
+
+namespace hearth::proc {
+namespace {
+
+constexpr int kSignTimeoutMs = 2000;
+constexpr int kAuthTimeoutMs = 10000;
+
+class Reactor : public core::IoHandler {
+ public:
+  Reactor(config::Config cfg, std::unique_ptr<core::Loop> loop)
+      : cfg_(std::move(cfg)),
+        loop_(std::move(loop)),
+        auth_channel_(loop_.get(), "auth"),
+        server_(cfg_, loop_.get()) {}
+
+  int main(const std::string& listen_spec);
+  void on_io(uint32_t events) override;
+
+ private:
+  Status handle_control(ipc::Frame frame);
+  Status attach_keyholder(int fd);
+  Result<std::string> sign(const net::SignRequest& req);
+
+  config::Config cfg_;
+  std::unique_ptr<core::Loop> loop_;
+  ipc::Channel auth_channel_;
+  std::unique_ptr<xmpp::Authenticator> auth_;
+  int keyholder_fd_ = -1;
+  xmpp::Server server_;
+};
+
+Result<std::string> Reactor::sign(const net::SignRequest& req) {
+  // wolfSSL's sign callbacks are synchronous (no async crypto in this
+  // build): one bounded round trip to the keyholder, a fraction of a
+  // millisecond on a socketpair.
+  if (keyholder_fd_ < 0) return make_error("no keyholder");
+  ipc::Frame f;
+  f.type = static_cast<uint16_t>(ipc::MsgType::kSignRequest);
+  f.id = 1;
+  f.payload = encode_sign_request(req);
+  Result<ipc::Frame> reply = ipc::call(keyholder_fd_, f, kSignTimeoutMs);
+  if (!reply.ok()) {
+    HEARTH_WARN("reactor", "keyholder: %s", reply.error().message.c_str());
+    return reply.error();
+  }
+  if (reply->type != static_cast<uint16_t>(ipc::MsgType::kSignReply))
+    return make_error("keyholder answered with the wrong message");
+  Result<ipc::SignReply> r = ipc::SignReply::decode(reply->payload);
+  if (!r.ok()) return r.error();
+  if (!r->ok) return make_error("keyholder: " + r->error);
+  return std::move(r->signature);
+}
+
+Status Reactor::attach_keyholder(int fd) {
+  if (keyholder_fd_ >= 0) close(keyholder_fd_);
+  keyholder_fd_ = fd;
+  // Wait until the keyholder has its key (it may be generating the
+  // self-signed certificate on first start).
+  ipc::Frame hello;
+  hello.type = kMsgKeyHello;
+  hello.id = 1;
+  Result<ipc::Frame> reply = ipc::call(keyholder_fd_, hello, 30000);
+  if (!reply.ok()) return make_error("keyholder did not answer: " + reply.error().message);
+  if (reply->type != kMsgKeyHelloReply || reply->payload.empty())
+    return make_error("keyholder answered with the wrong message");
+  if (reply->payload[0] != 1) return make_error(reply->payload.substr(1));
+  if (server_.tls_context() == nullptr) {
+    HEARTH_INFO("tls", "certificate %s, certificate fingerprint SHA-256 %s",
+                cfg_.certificate_path().c_str(), reply->payload.substr(1).c_str());
+    Result<std::unique_ptr<net::TlsContext>> tls = net::TlsContext::create_server_remote(
+        cfg_.certificate_path(), [this](const net::SignRequest& r) { return sign(r); });
+    if (!tls.ok()) return tls.error();
+    server_.set_tls(std::move(tls.value()));
+  }
+  return {};
+}
+
+Status Reactor::handle_control(ipc::Frame frame) {
+  if (frame.type == kMsgAttachWorker && frame.payload.size() == 1 && frame.fds.size() == 1) {
+    Role role = static_cast<Role>(frame.payload[0]);
+    int fd = frame.fds[0];
+    frame.fds.clear();
+    if (role == Role::kAuth) return auth_channel_.attach(fd);
+    if (role == Role::kKeyholder) return attach_keyholder(fd);
+    close(fd);
+    return make_error("attach for an unknown role");
+  }
+  if (frame.type == kMsgReloadConfig && frame.fds.empty()) {
+    Result<config::Config> next = config::parse(frame.payload, "hearth.ini");
+    if (!next.ok()) return next.error();  // the monitor validated it: fatal
+    server_.apply_config(next.value());
+    return {};
+  }
+  frame.close_fds();
+  return make_error("unexpected control message " + std::to_string(frame.type));
+}
+
+void Reactor::on_io(uint32_t) {
+  for (;;) {
+    Result<std::optional<ipc::Frame>> f = ipc::recv_frame(kChannelFd);
+    if (!f.ok()) {
+      // The monitor is gone or broke the protocol: nothing supervises us.
+      HEARTH_ERROR("reactor", "monitor channel: %s; exiting", f.error().message.c_str());
+      _exit(1);
+    }
+    if (!f->has_value()) return;
+    if (Status s = handle_control(std::move(**f)); !s.ok()) {
+      HEARTH_ERROR("reactor", "%s; exiting", s.error().message.c_str());
+      _exit(1);
+    }
+  }
+}
+
+int Reactor::main(const std::string& listen_spec) {
+  // Listening sockets from the monitor, in order: "s" STARTTLS, "d" direct.
+  int fd = kFirstListenerFd;
+  for (char kind : listen_spec) {
+    if (kind == ',') continue;
+    Result<std::unique_ptr<net::Listener>> l = net::Listener::adopt(fd++);
+    if (!l.ok()) return fail_role("reactor", l.error());
+    server_.add_listener(std::move(l.value()), kind == 'd');
+  }
+  // Until both workers are attached (and the keyholder has its key) there is
+  // nothing to serve: take the control messages synchronously.
+  while (!server_.tls_context() || !auth_channel_.connected()) {
+    Result<ipc::Frame> f = ipc::recv_frame_blocking(kChannelFd, 60000);
+    if (!f.ok()) return fail_role("reactor", f.error());
+    if (Status s = handle_control(std::move(f.value())); !s.ok())
+      return fail_role("reactor", s.error());
+  }
+  ipc::RemoteAuthOptions auth_options;
+  auth_options.timeout_ms = kAuthTimeoutMs;
+  auth_ = ipc::make_remote_authenticator(&auth_channel_, auth_options);
+  server_.set_authenticator(auth_.get());
+  if (Status s = loop_->add(kChannelFd, EPOLLIN, this); !s.ok())
+    return fail_role("reactor", s.error());
+  if (Status s = server_.start(); !s.ok()) return fail_role("reactor", s.error());
+  if (Status s = enter_sandbox(Role::kReactor, cfg_, false); !s.ok())
+    return fail_role("reactor", s.error());
+  return server_.run();
+}
+
+}  // namespace
+
+int reactor_main(const std::string& listen_spec) {
+  Result<config::Config> cfg = read_config_fd();
+  if (!cfg.ok()) return fail_role("reactor", cfg.error());
+  log_set_level(cfg->log_level);
+  Result<std::unique_ptr<core::Loop>> loop = core::Loop::create();
+  if (!loop.ok()) return fail_role("reactor", loop.error());
+  Reactor reactor(std::move(cfg.value()), std::move(loop.value()));
+  return reactor.main(listen_spec);
+}
+
+}  // namespace hearth::proc

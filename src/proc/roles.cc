@@ -1,0 +1,257 @@
+// `hearth --role=X`: the entry of every child the monitor starts, and the
+// two small workers. Each worker reads top to bottom the same way: open
+// what it owns, harden, enter the sandbox, serve its one channel until the
+// reactor goes away.
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "ipc/frame.h"
+#include "ipc/messages.h"
+#include "ipc/remote_auth.h"
+#include "net/key_signer.h"
+#include "proc/role_util.h"
+#include "sandbox/sandbox.h"
+#include "xmpp/account_store.h"
+
+namespace hearth::proc {
+
+const char* role_name(Role role) {
+  switch (role) {
+    case Role::kReactor:
+      return "reactor";
+    case Role::kKeyholder:
+      return "keyholder";
+    case Role::kAuth:
+      return "auth";
+  }
+  return "?";
+}
+
+bool parse_role(std::string_view name, Role* out) {
+  for (Role r : {Role::kReactor, Role::kKeyholder, Role::kAuth}) {
+    if (name == role_name(r)) {
+      *out = r;
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<config::Config> read_config_fd() {
+  std::string text;
+  char buf[8192];
+  off_t offset = 0;
+  for (;;) {
+    ssize_t n = pread(kConfigFd, buf, sizeof buf, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(std::string("reading the configuration: ") + strerror(errno));
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    offset += n;
+    if (text.size() > (1u << 20)) return make_error("configuration larger than 1 MiB");
+  }
+  close(kConfigFd);
+  return config::parse(text, "hearth.ini");
+}
+
+int fail_role(const char* role, const Error& error) {
+  HEARTH_ERROR(role, "cannot start: %s", error.message.c_str());
+  return 1;
+}
+
+#ifdef HEARTH_TEST_HOOKS
+namespace {
+// Test builds only (CMake HEARTH_TEST_HOOKS): SIGUSR2 makes the process attempt the system call
+// named by $HEARTH_TEST_SYSCALL at start-up, which its filter must punish.
+int g_test_call = 0;  // 0 execve, 1 openat of /etc/passwd, 2 socket
+
+void on_test_signal(int) {
+  switch (g_test_call) {
+    case 1:
+      syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY);
+      break;
+    case 2:
+      syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+      break;
+    default: {
+      char arg0[] = "/bin/true";
+      char* argv[] = {arg0, nullptr};
+      char* envp[] = {nullptr};
+      syscall(SYS_execve, arg0, argv, envp);
+    }
+  }
+  // Reached when the filter answered instead of killing: file probes get
+  // EACCES by design (status 4); anything else got through (status 3).
+  _exit(errno == EACCES ? 4 : 3);
+}
+
+void install_test_hooks() {
+  const char* call = getenv("HEARTH_TEST_SYSCALL");
+  std::string_view name = call ? call : "execve";
+  g_test_call = name == "open" ? 1 : name == "socket" ? 2 : 0;
+  struct sigaction sa {};
+  sa.sa_handler = on_test_signal;
+  sigaction(SIGUSR2, &sa, nullptr);
+}
+}  // namespace
+#endif
+
+Status enter_sandbox(Role role, const config::Config& cfg, bool holds_secrets) {
+#ifdef HEARTH_TEST_HOOKS
+  install_test_hooks();
+#endif
+  if (Status s = sandbox::harden_process(holds_secrets); !s.ok()) return s;
+  // Landlock (best effort): after start-up every role opens at most
+  // /dev/urandom, which this wolfSSL build reads to seed each RNG.
+  Status landlock = sandbox::landlock_restrict({{"/dev/urandom", false}});
+  if (!landlock.ok())
+    HEARTH_DEBUG(role_name(role), "landlock: %s", landlock.error().message.c_str());
+  sandbox::Role r = role == Role::kReactor     ? sandbox::Role::kReactor
+                    : role == Role::kKeyholder ? sandbox::Role::kKeyholder
+                                               : sandbox::Role::kAuth;
+  if (cfg.sandbox_log)
+    HEARTH_WARN(role_name(role),
+                "[sandbox] mode = log: system calls outside the allow-list are only logged; "
+                "use enforce in production");
+  return sandbox::install(r, cfg.sandbox_log ? sandbox::Mode::kLog : sandbox::Mode::kEnforce);
+}
+
+// ipc::SignRequest carries net::SignRequest with the same one-byte wire
+// values for both enums, so the conversion is a cast.
+std::string encode_sign_request(const net::SignRequest& req) {
+  ipc::SignRequest m;
+  m.algorithm = static_cast<ipc::SignRequest::Algorithm>(req.algorithm);
+  m.hash = static_cast<ipc::SignRequest::Hash>(req.hash_type);
+  m.digest = req.digest;
+  return m.encode();
+}
+
+Result<net::SignRequest> decode_sign_request(std::string_view payload) {
+  Result<ipc::SignRequest> m = ipc::SignRequest::decode(payload);
+  if (!m.ok()) return m.error();
+  net::SignRequest req;
+  req.algorithm = static_cast<net::SignRequest::Algorithm>(m->algorithm);
+  req.hash_type = static_cast<net::SignRequest::Hash>(m->hash);
+  req.digest = std::move(m->digest);
+  return req;
+}
+
+// Ctrl-C in a terminal reaches the whole process group: the workers leave
+// it to the monitor, which ends them after the reactor has closed its
+// streams.
+void ignore_terminal_interrupt() {
+  signal(SIGINT, SIG_IGN);
+}
+
+int keyholder_main() {
+  ignore_terminal_interrupt();
+  Result<config::Config> cfg = read_config_fd();
+  if (!cfg.ok()) return fail_role("keyholder", cfg.error());
+  log_set_level(cfg->log_level);
+  std::string cert = cfg->certificate_path();
+  std::string key = cfg->key_path();
+  if (cfg->certificate.empty()) {
+    if (Status s = net::ensure_self_signed(cfg->domain, cert, key); !s.ok())
+      return fail_role("keyholder", s.error());
+  }
+  Result<std::unique_ptr<net::KeySigner>> signer = net::KeySigner::load(key);
+  if (!signer.ok()) return fail_role("keyholder", signer.error());
+  if (Status s = signer.value()->check_certificate(cert); !s.ok())
+    return fail_role("keyholder", s.error());
+  Result<std::string> fingerprint = net::certificate_fingerprint(cert);
+  if (!fingerprint.ok()) return fail_role("keyholder", fingerprint.error());
+  if (Status s = enter_sandbox(Role::kKeyholder, cfg.value(), true); !s.ok())
+    return fail_role("keyholder", s.error());
+
+  for (;;) {
+    Result<ipc::Frame> in = ipc::recv_frame_blocking(kChannelFd, -1);
+    if (!in.ok()) {
+      if (ipc::is_peer_closed(in.error())) return 0;  // the reactor is gone
+      HEARTH_ERROR("keyholder", "%s", in.error().message.c_str());
+      return 1;
+    }
+    ipc::Frame out;
+    out.id = in->id;
+    if (in->type == kMsgKeyHello && in->payload.empty() && in->fds.empty()) {
+      out.type = kMsgKeyHelloReply;
+      out.payload = std::string(1, '\1') + fingerprint.value();
+    } else if (in->type == static_cast<uint16_t>(ipc::MsgType::kSignRequest) && in->fds.empty()) {
+      Result<net::SignRequest> req = decode_sign_request(in->payload);
+      if (!req.ok()) {
+        // A malformed message is fatal in a worker (STYLE.md): restart clean.
+        HEARTH_ERROR("keyholder", "bad sign request: %s", req.error().message.c_str());
+        return 1;
+      }
+      ipc::SignReply reply;
+      Result<std::string> sig = signer.value()->sign(req.value());
+      reply.ok = sig.ok();
+      if (sig.ok())
+        reply.signature = std::move(sig.value());
+      else
+        reply.error = sig.error().message;
+      out.type = static_cast<uint16_t>(ipc::MsgType::kSignReply);
+      out.payload = reply.encode();
+    } else {
+      in->close_fds();
+      HEARTH_ERROR("keyholder", "unexpected message %u", static_cast<unsigned>(in->type));
+      return 1;
+    }
+    if (Status s = ipc::send_frame(kChannelFd, out); !s.ok()) {
+      if (ipc::is_peer_closed(s.error())) return 0;
+      HEARTH_ERROR("keyholder", "%s", s.error().message.c_str());
+      return 1;
+    }
+  }
+}
+
+int auth_main() {
+  ignore_terminal_interrupt();
+  Result<config::Config> cfg = read_config_fd();
+  if (!cfg.ok()) return fail_role("auth", cfg.error());
+  log_set_level(cfg->log_level);
+  Result<std::unique_ptr<xmpp::AccountStore>> store =
+      xmpp::AccountStore::open(cfg->accounts_path());
+  if (!store.ok()) return fail_role("auth", store.error());
+  ipc::AuthServiceOptions options;
+  options.fake_iterations = cfg->scram_iterations;
+  ipc::AuthService service(store.value().get(), options);
+  if (Status s = enter_sandbox(Role::kAuth, cfg.value(), true); !s.ok())
+    return fail_role("auth", s.error());
+  if (Status s = service.serve(kChannelFd); !s.ok()) {
+    HEARTH_ERROR("auth", "%s", s.error().message.c_str());
+    return 1;
+  }
+  return 0;  // the reactor closed its end
+}
+
+int role_main(const std::vector<std::string>& args) {
+  // args[0] is "--role=X"; the reactor also gets "--listen=...".
+  Role role;
+  if (args.empty() || args[0].rfind("--role=", 0) != 0 || !parse_role(args[0].substr(7), &role)) {
+    HEARTH_ERROR("server", "unknown role; roles are started by `hearth run` only");
+    return 2;
+  }
+  switch (role) {
+    case Role::kReactor: {
+      std::string listen;
+      for (const std::string& a : args)
+        if (a.rfind("--listen=", 0) == 0) listen = a.substr(9);
+      return reactor_main(listen);
+    }
+    case Role::kKeyholder:
+      return keyholder_main();
+    case Role::kAuth:
+      return auth_main();
+  }
+  return 2;
+}
+
+}  // namespace hearth::proc
