@@ -314,3 +314,30 @@ def test_check_lists_processes_and_filters(server):
     r = server.cli("check", "config")
     assert r.returncode == 0, r.stderr
     assert "LOG ONLY" in r.stdout and "WARNING" in r.stderr, (r.stdout, r.stderr)
+
+
+def test_sighup_reloads_and_a_bad_file_is_refused(server, login):
+    """SIGHUP at the monitor: it re-reads the INI, validates it and hands it
+    to the reactor; a bad file keeps the running configuration."""
+    bob = login("bob")
+    server.settings["c2s"]["max_stanza_size"] = "20000"
+    server.write_config()
+    os.kill(server.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "configuration reloaded" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.02)
+    c = login("alice")
+    c.send_flood("<message to='bob@localhost'><body>%s</body></message>" % ("x" * 30000))
+    assert c.expect_stream_error() == "policy-violation"
+    with open(server.ini_path, "a") as f:
+        f.write("\n[c2s]\nno_such_key = 1\n")
+    os.kill(server.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "reload refused" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.02)
+    bob.ping()
+    server.assert_alive()
+    # Restore a valid file so that the teardown's clean stop is judged fairly.
+    server.write_config()
