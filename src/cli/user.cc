@@ -2,7 +2,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -10,7 +12,10 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "ipc/frame.h"
+#include "ipc/messages.h"
 #include "proc/privdrop.h"
+#include "proc/proc.h"
 #include "xmpp/account_store.h"
 #include "xmpp/jid.h"
 
@@ -111,6 +116,43 @@ Status check_options(const std::vector<std::string>& rest, size_t from, bool pas
   return {};
 }
 
+// Sends `request` to the running server's control socket. Returns false
+// when no server listens there (then the caller works on the file itself).
+// For a list, follows AccountReply::more and collects every name.
+Result<bool> ask_server(const std::string& path, ipc::AccountRequest* request,
+                        std::vector<std::string>* names) {
+  for (;;) {
+    struct sockaddr_un addr {};
+    if (path.size() >= sizeof addr.sun_path) return false;
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return make_error(std::string("socket: ") + strerror(errno));
+    if (connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
+      int e = errno;
+      close(fd);
+      if (e == ENOENT || e == ECONNREFUSED) return false;  // no server running
+      return make_error("cannot reach the server at " + path + ": " + strerror(e));
+    }
+    ipc::Frame f;
+    f.type = static_cast<uint16_t>(ipc::MsgType::kAccountRequest);
+    f.id = 1;
+    f.payload = request->encode();
+    Result<ipc::Frame> reply = ipc::call(fd, f, 15000);
+    f.wipe_payload();
+    close(fd);
+    if (!reply.ok())
+      return make_error("the server did not answer (" + reply.error().message +
+                        "); is it starting or stopping? try again");
+    Result<ipc::AccountReply> r = ipc::AccountReply::decode(reply->payload);
+    if (!r.ok()) return r.error();
+    if (!r->ok) return make_error(r->error);
+    names->insert(names->end(), r->names.begin(), r->names.end());
+    if (!r->more || r->names.empty()) return true;
+    request->username = r->names.back();  // the next page starts after it
+  }
+}
+
 }  // namespace
 
 int cmd_user(const std::string& action, const Args& args) {
@@ -149,30 +191,51 @@ int cmd_user(const std::string& action, const Args& args) {
   if (Status s = proc::prepare_data_dir(cfg->data_dir, user.value()); !s.ok())
     return fail(s.error().message);
   if (Status s = proc::drop_privileges(user.value()); !s.ok()) return fail(s.error().message);
-  Result<std::unique_ptr<xmpp::AccountStore>> store =
-      xmpp::AccountStore::open(cfg->accounts_path());
-  if (!store.ok()) return fail(store.error().message);
-  xmpp::AccountStore& accounts = *store.value();
+  if ((action == "add" || action == "passwd") && password.value.empty())
+    return fail("empty password");
   std::string jid = username + "@" + cfg->domain;
 
+  ipc::AccountRequest request;
+  request.op = action == "add"      ? ipc::AccountRequest::Op::kCreate
+               : action == "passwd" ? ipc::AccountRequest::Op::kSetPassword
+               : action == "del"    ? ipc::AccountRequest::Op::kRemove
+                                    : ipc::AccountRequest::Op::kList;
+  request.username = username;
+  request.password = password.value;
+  request.iterations = cfg->scram_iterations;
+
+  std::vector<std::string> names;
+  // While the server runs, its auth worker does the work (it owns the
+  // accounts); otherwise we open accounts.mdb ourselves.
+  Result<bool> remote = ask_server(proc::control_socket_path(cfg->data_dir), &request, &names);
+  if (!remote.ok()) return fail(remote.error().message);
+  if (!remote.value()) {
+    Result<std::unique_ptr<xmpp::AccountStore>> store =
+        xmpp::AccountStore::open(cfg->accounts_path());
+    if (!store.ok()) return fail(store.error().message);
+    xmpp::AccountStore& accounts = *store.value();
+    Status s;
+    if (action == "list") {
+      Result<std::vector<std::string>> all = accounts.list();
+      if (!all.ok()) return fail(all.error().message);
+      names = std::move(all.value());
+    } else if (action == "del") {
+      s = accounts.remove(username);
+    } else if (action == "add") {
+      s = accounts.create(username, password.value, cfg->scram_iterations);
+    } else {
+      s = accounts.set_password(username, password.value, cfg->scram_iterations);
+    }
+    if (!s.ok()) return fail(s.error().message);
+  }
   if (action == "list") {
-    Result<std::vector<std::string>> names = accounts.list();
-    if (!names.ok()) return fail(names.error().message);
-    for (const std::string& n : names.value())
+    for (const std::string& n : names)
       printf("%s@%s\n", n.c_str(), cfg->domain.c_str());
-    return 0;
-  }
-  if (action == "del") {
-    if (Status s = accounts.remove(username); !s.ok()) return fail(s.error().message);
+  } else if (action == "del") {
     printf("deleted %s\n", jid.c_str());
-    return 0;
+  } else {
+    printf(action == "add" ? "created %s\n" : "password changed for %s\n", jid.c_str());
   }
-  if (password.value.empty()) return fail("empty password");
-  Status s = action == "add"
-                 ? accounts.create(username, password.value, cfg->scram_iterations)
-                 : accounts.set_password(username, password.value, cfg->scram_iterations);
-  if (!s.ok()) return fail(s.error().message);
-  printf(action == "add" ? "created %s\n" : "password changed for %s\n", jid.c_str());
   return 0;
 }
 

@@ -8,8 +8,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +46,19 @@ struct Child {
   core::Loop::TimerId restart_timer = 0;
 };
 
+class Monitor;
+
+// Accepts `hearth user` connections on the control socket and passes each
+// to the auth worker, unread.
+class ControlListener : public core::IoHandler {
+ public:
+  explicit ControlListener(Monitor* monitor) : monitor_(monitor) {}
+  void on_io(uint32_t events) override;
+
+ private:
+  Monitor* monitor_;
+};
+
 class Monitor {
  public:
   Monitor(config::Config cfg, std::string config_path, int config_fd, int exe_fd)
@@ -52,13 +68,15 @@ class Monitor {
         exe_fd_(exe_fd) {}
 
   int run();
+  void accept_control();
 
  private:
+  Status open_control_socket();
   Status bind_listeners();
   // Starts `role`. For a worker, the reactor receives the other end of its
   // new channel; for the reactor, every worker is (re)connected.
   Status start(Role role);
-  pid_t spawn(Role role, int channel_fd);
+  pid_t spawn(Role role, int channel_fd, int admin_fd);
   Status attach_worker(Role role, int reactor_end);
   void on_signal(int sig);
   void reload();
@@ -74,6 +92,9 @@ class Monitor {
   std::unique_ptr<core::Loop> loop_;
   std::vector<std::pair<std::unique_ptr<net::Listener>, bool>> listeners_;
   int reactor_channel_ = -1;  // our end of the reactor's control channel
+  int auth_admin_ = -1;       // our end of the auth worker's admin channel
+  int control_fd_ = -1;       // listening control socket
+  ControlListener control_listener_{this};
   std::map<Role, Child> children_;
   bool stopping_ = false;
   int exit_code_ = 0;
@@ -97,11 +118,12 @@ Status Monitor::bind_listeners() {
   return {};
 }
 
-pid_t Monitor::spawn(Role role, int channel_fd) {
+pid_t Monitor::spawn(Role role, int channel_fd, int admin_fd) {
   std::vector<std::string> args = {"hearth", std::string("--role=") + role_name(role)};
   std::vector<int> keep;  // fds the child gets, in order, from kChannelFd up
   keep.push_back(channel_fd);
   keep.push_back(config_fd_);
+  if (role == Role::kAuth) keep.push_back(admin_fd);  // kAdminFd
   if (role == Role::kReactor) {
     std::string listen = "--listen=";
     for (size_t i = 0; i < listeners_.size(); ++i) {
@@ -159,11 +181,23 @@ Status Monitor::start(Role role) {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
     return make_error(std::string("socketpair: ") + strerror(errno));
-  pid_t pid = spawn(role, pair[1]);
+  int admin[2] = {-1, -1};
+  if (role == Role::kAuth && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, admin) != 0) {
+    close(pair[0]);
+    close(pair[1]);
+    return make_error(std::string("socketpair: ") + strerror(errno));
+  }
+  pid_t pid = spawn(role, pair[1], admin[1]);
   close(pair[1]);
+  if (admin[1] >= 0) close(admin[1]);
   if (pid < 0) {
     close(pair[0]);
+    if (admin[0] >= 0) close(admin[0]);
     return make_error(std::string("fork: ") + strerror(errno));
+  }
+  if (role == Role::kAuth) {
+    if (auth_admin_ >= 0) close(auth_admin_);
+    auth_admin_ = admin[0];
   }
   c.pid = pid;
   HEARTH_INFO("monitor", "started %s (pid %d)", role_name(role), static_cast<int>(pid));
@@ -316,6 +350,49 @@ void Monitor::maybe_finish() {
   loop_->stop();
 }
 
+void ControlListener::on_io(uint32_t) {
+  monitor_->accept_control();
+}
+
+Status Monitor::open_control_socket() {
+  std::string path = control_socket_path(cfg_.data_dir);
+  struct sockaddr_un addr {};
+  if (path.size() >= sizeof addr.sun_path)
+    return make_error("control socket path " + path + " is too long; use a shorter data_dir");
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(std::string("socket: ") + strerror(errno));
+  unlink(path.c_str());     // left by a server that did not stop cleanly
+  mode_t old = umask(077);  // 0600: only the service user (and root) connect
+  int rc = bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+  umask(old);
+  if (rc != 0 || listen(fd, 16) != 0) {
+    int e = errno;
+    close(fd);
+    return make_error("control socket " + path + ": " + strerror(e));
+  }
+  control_fd_ = fd;
+  return loop_->add(fd, EPOLLIN, &control_listener_);
+}
+
+void Monitor::accept_control() {
+  for (;;) {
+    int client = accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (client < 0) return;
+    if (auth_admin_ < 0 || children_[Role::kAuth].pid <= 0) {
+      close(client);  // the CLI reports that the server is not ready
+      continue;
+    }
+    ipc::Frame f;
+    f.type = kMsgAdminClient;
+    f.fds.push_back(client);
+    if (Status s = ipc::send_frame(auth_admin_, f); !s.ok())
+      HEARTH_WARN("monitor", "control connection: %s", s.error().message.c_str());
+    close(client);
+  }
+}
+
 int Monitor::run() {
   Result<std::unique_ptr<core::Loop>> loop = core::Loop::create();
   if (!loop.ok()) {
@@ -341,6 +418,9 @@ int Monitor::run() {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
+  // Without it `hearth user` still works, writing accounts.mdb directly.
+  if (Status s = open_control_socket(); !s.ok())
+    HEARTH_WARN("monitor", "no control socket: %s", s.error().message.c_str());
   if (Status s = loop_->watch_signals({SIGCHLD, SIGTERM, SIGINT, SIGHUP},
                                       [this](int sig) { on_signal(sig); });
       !s.ok()) {
@@ -352,6 +432,10 @@ int Monitor::run() {
     shutdown(1);
   }
   loop_->run();
+  if (control_fd_ >= 0) {
+    close(control_fd_);
+    unlink(control_socket_path(cfg_.data_dir).c_str());
+  }
   HEARTH_INFO("monitor", "stopped");
   return exit_code_;
 }

@@ -4,6 +4,7 @@
 // reactor goes away.
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +213,41 @@ int keyholder_main() {
   }
 }
 
+std::string control_socket_path(const std::string& data_dir) {
+  return data_dir + "/control.sock";
+}
+
+// One request from `hearth user` on its own connection: an AccountRequest,
+// answered, then the connection closes. A misbehaving client costs only
+// its connection (bounded by the timeouts).
+void serve_cli_connection(ipc::AuthService* service, int fd) {
+  Result<ipc::Frame> req = ipc::recv_frame_blocking(fd, 5000);
+  if (!req.ok()) {
+    HEARTH_WARN("auth", "control connection: %s", req.error().message.c_str());
+    return;
+  }
+  if (req->type != static_cast<uint16_t>(ipc::MsgType::kAccountRequest) || !req->fds.empty()) {
+    req->close_fds();
+    req->wipe_payload();
+    HEARTH_WARN("auth", "control connection sent message %u; only account requests",
+                static_cast<unsigned>(req->type));
+    return;
+  }
+  Result<ipc::AccountRequest> what = ipc::AccountRequest::decode(req->payload);
+  static const char* const kOps[] = {"create", "set password of", "remove", "list"};
+  if (what.ok())
+    HEARTH_INFO("auth", "hearth user: %s %s", kOps[static_cast<int>(what->op) & 3],
+                what->op == ipc::AccountRequest::Op::kList ? "accounts" : what->username.c_str());
+  Result<ipc::Frame> out = service->handle(req.value());
+  req->wipe_payload();
+  if (!out.ok()) {
+    HEARTH_WARN("auth", "control connection: %s", out.error().message.c_str());
+    return;
+  }
+  if (Status s = ipc::send_frame_blocking(fd, out.value(), 5000); !s.ok())
+    HEARTH_WARN("auth", "control connection: %s", s.error().message.c_str());
+}
+
 int auth_main() {
   ignore_terminal_interrupt();
   Result<config::Config> cfg = read_config_fd();
@@ -225,11 +261,55 @@ int auth_main() {
   ipc::AuthService service(store.value().get(), options);
   if (Status s = enter_sandbox(Role::kAuth, cfg.value(), true); !s.ok())
     return fail_role("auth", s.error());
-  if (Status s = service.serve(kChannelFd); !s.ok()) {
-    HEARTH_ERROR("auth", "%s", s.error().message.c_str());
-    return 1;
+  // Two peers: the reactor (SASL) and, through the monitor, `hearth user`
+  // connections (account requests only).
+  for (;;) {
+    struct pollfd fds[2] = {{kChannelFd, POLLIN, 0}, {kAdminFd, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      HEARTH_ERROR("auth", "poll: %s", strerror(errno));
+      return 1;
+    }
+    if (fds[0].revents != 0) {
+      Result<std::optional<ipc::Frame>> in = ipc::recv_frame(kChannelFd);
+      if (!in.ok()) {
+        if (ipc::is_peer_closed(in.error())) return 0;  // the reactor is gone
+        HEARTH_ERROR("auth", "%s", in.error().message.c_str());
+        return 1;
+      }
+      if (in->has_value()) {
+        Result<ipc::Frame> out = service.handle(**in);
+        (*in)->wipe_payload();
+        if (!out.ok()) {
+          HEARTH_ERROR("auth", "%s", out.error().message.c_str());  // fatal: restart clean
+          return 1;
+        }
+        if (Status s = ipc::send_frame_blocking(kChannelFd, out.value(), 5000); !s.ok()) {
+          if (ipc::is_peer_closed(s.error())) return 0;
+          HEARTH_ERROR("auth", "%s", s.error().message.c_str());
+          return 1;
+        }
+      }
+    }
+    if (fds[1].revents != 0) {
+      Result<std::optional<ipc::Frame>> in = ipc::recv_frame(kAdminFd);
+      if (!in.ok()) {
+        if (ipc::is_peer_closed(in.error())) return 0;  // the monitor is gone
+        HEARTH_ERROR("auth", "%s", in.error().message.c_str());
+        return 1;
+      }
+      if (!in->has_value()) continue;
+      ipc::Frame& f = **in;
+      if (f.type != kMsgAdminClient || f.fds.size() != 1) {
+        f.close_fds();
+        HEARTH_ERROR("auth", "unexpected message from the monitor");
+        return 1;
+      }
+      int client = f.fds[0];
+      serve_cli_connection(&service, client);
+      close(client);
+    }
   }
-  return 0;  // the reactor closed its end
 }
 
 int role_main(const std::vector<std::string>& args) {

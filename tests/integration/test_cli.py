@@ -157,3 +157,20 @@ def test_version():
         m = re.search(r"project\(hearth VERSION ([0-9.]+)", f.read())
     assert m, "no project version in CMakeLists.txt"
     assert m.group(1) in r.stdout, "version %r not in %r" % (m.group(1), r.stdout)
+
+
+def test_user_commands_go_through_the_auth_worker_while_running(server):
+    """While the server runs, `hearth user` hands its request to the auth
+    worker (which owns accounts.mdb) over the control socket; stopped, it
+    works on the file itself."""
+    server.add_user("dave", "dave-secret-4")
+    assert "auth: hearth user: create dave" in server.log_text(), server.log_tail()
+    XmppClient.login(server, "dave", "dave-secret-4").close()
+    server.passwd("dave", "dave-secret-5")
+    assert "auth: hearth user: set password of dave" in server.log_text()
+    names = server.list_users()
+    assert "dave@localhost" in names
+    server.stop()
+    assert not os.path.exists(os.path.join(server.data_dir, "control.sock"))
+    server.del_user("dave")
+    assert "dave@localhost" not in server.list_users()
