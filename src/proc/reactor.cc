@@ -77,8 +77,11 @@ Result<std::string> Reactor::sign(const net::SignRequest& req) {
 Status Reactor::attach_keyholder(int fd) {
   if (keyholder_fd_ >= 0) close(keyholder_fd_);
   keyholder_fd_ = fd;
-  // Wait until the keyholder has its key (it may be generating the
-  // self-signed certificate on first start).
+  // A restarted keyholder: no need to wait in the loop; a signing request
+  // waits in its socket until it has loaded the key (bounded by the timeout).
+  if (server_.tls_context() != nullptr) return {};
+  // At start-up, wait until the keyholder has its key (it may be generating
+  // the self-signed certificate on first start).
   ipc::Frame hello;
   hello.type = kMsgKeyHello;
   hello.id = 1;
