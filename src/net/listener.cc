@@ -101,6 +101,10 @@ Result<std::unique_ptr<Listener>> Listener::bind(const std::string& address, uin
     close(fd);
     return make_error(std::string("listen: ") + strerror(e));
   }
+  return Listener::wrap(fd);
+}
+
+std::unique_ptr<Listener> Listener::wrap(int fd) {
   std::unique_ptr<Listener> l(new Listener());
   l->fd_ = fd;
   struct sockaddr_storage bound {};
@@ -122,16 +126,7 @@ Result<std::unique_ptr<Listener>> Listener::adopt(int fd) {
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
       fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
     return make_error(std::string("fcntl on a listening socket: ") + strerror(errno));
-  std::unique_ptr<Listener> l(new Listener());
-  l->fd_ = fd;
-  struct sockaddr_storage bound {};
-  socklen_t blen = sizeof bound;
-  getsockname(fd, reinterpret_cast<struct sockaddr*>(&bound), &blen);
-  l->address_ = format_sockaddr(&bound, blen);
-  l->port_ = bound.ss_family == AF_INET
-                 ? ntohs(reinterpret_cast<struct sockaddr_in*>(&bound)->sin_port)
-                 : ntohs(reinterpret_cast<struct sockaddr_in6*>(&bound)->sin6_port);
-  return l;
+  return Listener::wrap(fd);
 }
 
 Status Listener::start(core::Loop* loop, AcceptFn fn) {

@@ -31,6 +31,8 @@ class Listener : public core::IoHandler {
 
  private:
   Listener() = default;
+  // Owns `fd`, a bound listening socket; reads back its address and port.
+  static std::unique_ptr<Listener> wrap(int fd);
   int fd_ = -1;
   uint16_t port_ = 0;
   std::string address_;

@@ -9,11 +9,13 @@
 #include <vector>
 
 #include "core/result.h"
+#include "sandbox/sandbox.h"
 
 namespace hearth::proc {
 
-enum class Role : uint8_t { kReactor = 1, kKeyholder = 2, kAuth = 3 };
-const char* role_name(Role role);
+// The roles are the sandbox's: one filter per role.
+using Role = sandbox::Role;
+using sandbox::role_name;
 bool parse_role(std::string_view name, Role* out);
 
 // Descriptors every child finds at fixed numbers after exec.

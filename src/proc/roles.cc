@@ -24,18 +24,6 @@
 
 namespace hearth::proc {
 
-const char* role_name(Role role) {
-  switch (role) {
-    case Role::kReactor:
-      return "reactor";
-    case Role::kKeyholder:
-      return "keyholder";
-    case Role::kAuth:
-      return "auth";
-  }
-  return "?";
-}
-
 bool parse_role(std::string_view name, Role* out) {
   for (Role r : {Role::kReactor, Role::kKeyholder, Role::kAuth}) {
     if (name == role_name(r)) {
@@ -115,14 +103,11 @@ Status enter_sandbox(Role role, const config::Config& cfg, bool holds_secrets) {
   Status landlock = sandbox::landlock_restrict({{"/dev/urandom", false}});
   if (!landlock.ok())
     HEARTH_DEBUG(role_name(role), "landlock: %s", landlock.error().message.c_str());
-  sandbox::Role r = role == Role::kReactor     ? sandbox::Role::kReactor
-                    : role == Role::kKeyholder ? sandbox::Role::kKeyholder
-                                               : sandbox::Role::kAuth;
   if (cfg.sandbox_log)
     HEARTH_WARN(role_name(role),
                 "[sandbox] mode = log: system calls outside the allow-list are only logged; "
                 "use enforce in production");
-  return sandbox::install(r, cfg.sandbox_log ? sandbox::Mode::kLog : sandbox::Mode::kEnforce);
+  return sandbox::install(role, cfg.sandbox_log ? sandbox::Mode::kLog : sandbox::Mode::kEnforce);
 }
 
 // ipc::SignRequest carries net::SignRequest with the same one-byte wire
