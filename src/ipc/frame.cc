@@ -15,8 +15,11 @@
 namespace hearth::ipc {
 namespace {
 
-// Room for exactly kMaxFds descriptors; more arrive as MSG_CTRUNC.
-constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kMaxFds);
+// Room for more descriptors than a frame may carry, so that a peer sending
+// a few too many has them all received, and closed, here (qemu-user, for
+// one, does not close the ones a short buffer truncates); far too many
+// arrive as MSG_CTRUNC, the kernel discarding the excess.
+constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kMaxFds * 4);
 
 Error errno_error(const char* what, int err) {
   if (err == ECONNRESET || err == EPIPE) return make_error(std::string(kPeerClosed));

