@@ -29,6 +29,7 @@
 
 #include "net/key_signer.h"
 #include "net/tls.h"
+#include "tls_test_client.h"
 
 namespace hearth::net {
 namespace {
@@ -37,110 +38,10 @@ using State = TlsSession::State;
 using Algorithm = SignRequest::Algorithm;
 using Hash = SignRequest::Hash;
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void write_file(const std::string& path, const std::string& data) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << data;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/hearth-tlsr-XXXXXX";
-    char* p = mkdtemp(tmpl);
-    if (p != nullptr) path_ = p;
-  }
-  ~TempDir() {
-    if (!path_.empty()) {
-      std::string cmd = "rm -rf '" + path_ + "'";
-      if (std::system(cmd.c_str()) != 0) std::perror("rm");
-    }
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// A wolfSSL client with memory I/O (as in tls_test.cc).
-class Client {
- public:
-  explicit Client(WOLFSSL_METHOD* method) {
-    ctx_ = wolfSSL_CTX_new(method);
-    wolfSSL_CTX_set_verify(ctx_, WOLFSSL_VERIFY_NONE, nullptr);
-  }
-  ~Client() {
-    if (ssl_ != nullptr) wolfSSL_free(ssl_);
-    if (ctx_ != nullptr) wolfSSL_CTX_free(ctx_);
-  }
-  WOLFSSL_CTX* ctx() { return ctx_; }
-  WOLFSSL* ssl() {
-    if (ssl_ == nullptr) {
-      ssl_ = wolfSSL_new(ctx_);
-      wolfSSL_SSLSetIORecv(ssl_, &Client::recv_cb);
-      wolfSSL_SSLSetIOSend(ssl_, &Client::send_cb);
-      wolfSSL_SetIOReadCtx(ssl_, this);
-      wolfSSL_SetIOWriteCtx(ssl_, this);
-    }
-    return ssl_;
-  }
-  std::string in;
-  size_t in_pos = 0;
-  std::string out;
-  bool connected = false;
-  int first_error = 0;  // the error that ended the handshake
-
-  bool step() {
-    if (connected) return true;
-    if (first_error != 0) return false;
-    int r = wolfSSL_connect(ssl());
-    if (r == WOLFSSL_SUCCESS) {
-      connected = true;
-      return true;
-    }
-    int e = wolfSSL_get_error(ssl(), r);
-    if (e != WOLFSSL_ERROR_WANT_READ && e != WOLFSSL_ERROR_WANT_WRITE) first_error = e;
-    return false;
-  }
-  int read_all(std::string* plain) {
-    char buf[4096];
-    for (;;) {
-      int n = wolfSSL_read(ssl(), buf, sizeof buf);
-      if (n > 0) {
-        plain->append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      return wolfSSL_get_error(ssl(), n);
-    }
-  }
-
- private:
-  static int recv_cb(WOLFSSL*, char* buf, int sz, void* ctx) {
-    auto* c = static_cast<Client*>(ctx);
-    size_t avail = c->in.size() - c->in_pos;
-    if (avail == 0) return WOLFSSL_CBIO_ERR_WANT_READ;
-    size_t n = std::min(avail, static_cast<size_t>(sz));
-    std::memcpy(buf, c->in.data() + c->in_pos, n);
-    c->in_pos += n;
-    if (c->in_pos == c->in.size()) {
-      c->in.clear();
-      c->in_pos = 0;
-    }
-    return static_cast<int>(n);
-  }
-  static int send_cb(WOLFSSL*, char* buf, int sz, void* ctx) {
-    static_cast<Client*>(ctx)->out.append(buf, static_cast<size_t>(sz));
-    return sz;
-  }
-  WOLFSSL_CTX* ctx_ = nullptr;
-  WOLFSSL* ssl_ = nullptr;
-};
+using testing::Client;
+using testing::read_file;
+using testing::TempDir;
+using testing::write_file;
 
 // Moves bytes both ways until both sides are quiet.
 void pump(Client& c, TlsSession& s, std::string* server_plain) {
@@ -371,7 +272,7 @@ TEST_F(TlsRemoteTest, HandshakesSignThroughTheSigner) {
     ts.calls.clear();
     std::unique_ptr<TlsSession> s;
     auto c = handshake(k.rsa ? *rsa_ctx : *ec_ctx, k, &s);
-    ASSERT_TRUE(c->connected) << k.name << " client error " << c->first_error;
+    ASSERT_TRUE(c->connected) << k.name << " client error " << c->last_error;
     ASSERT_EQ(s->state(), State::kOpen) << k.name << " " << s->error();
     EXPECT_EQ(s->version(), k.tls13 ? "TLSv1.3" : "TLSv1.2") << k.name;
     EXPECT_EQ(s->cipher(), k.expected_cipher) << k.name;
@@ -400,7 +301,7 @@ TEST_F(TlsRemoteTest, Tls12HashFollowsTheClient) {
   HandshakeCase k{"ecdsa-sha384", false, false, nullptr, "ECDSA+SHA384", Algorithm::kEcdsa, ""};
   std::unique_ptr<TlsSession> s;
   auto c = handshake(*ctx, k, &s);
-  ASSERT_TRUE(c->connected) << c->first_error;
+  ASSERT_TRUE(c->connected) << c->last_error;
   EXPECT_EQ(ec.last_hash, Hash::kSha384);
 }
 
@@ -484,7 +385,7 @@ TEST_F(TlsRemoteTest, BadSignaturesFailTheHandshake) {
         // in TLS 1.3 its alert then fails the server session, in TLS 1.2
         // wolfSSL's client sends none and the session waits for the peer
         // to close.
-        EXPECT_NE(c->first_error, 0) << k.name;
+        EXPECT_NE(c->last_error, 0) << k.name;
         if (k.tls13) {
           EXPECT_EQ(s->state(), State::kError) << k.name;
         }
