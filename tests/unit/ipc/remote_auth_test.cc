@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../xmpp/fake_account_store.h"
 #include "core/loop.h"
 #include "ipc/channel.h"
 #include "ipc/frame.h"
@@ -33,55 +34,8 @@ constexpr uint32_t kTestIterations = 64;
 constexpr const char* kPassword = "r0m30myr0m30";
 
 // In-memory AccountStore with credentials derived like the real one's.
-// get() of "slow" sleeps, so that a test can kill the worker meanwhile.
-class FakeAccountStore : public xmpp::AccountStore {
- public:
-  Result<std::optional<xmpp::AccountRecord>> get(std::string_view username) override {
-    if (username == "slow") sleep(10);
-    auto it = accounts.find(std::string(username));
-    if (it == accounts.end()) return std::optional<xmpp::AccountRecord>();
-    return std::optional<xmpp::AccountRecord>(it->second);
-  }
-  Status create(std::string_view username, std::string_view password,
-                uint32_t iterations) override {
-    if (accounts.count(std::string(username))) return make_error("exists");
-    return set(username, password, iterations);
-  }
-  Status set_password(std::string_view username, std::string_view password,
-                      uint32_t iterations) override {
-    if (!accounts.count(std::string(username))) return make_error("no such account");
-    return set(username, password, iterations);
-  }
-  Status remove(std::string_view username) override {
-    if (!accounts.erase(std::string(username))) return make_error("no such account");
-    return {};
-  }
-  Result<std::vector<std::string>> list() override {
-    std::vector<std::string> out;
-    for (const auto& [name, rec] : accounts)
-      out.push_back(name);
-    return out;
-  }
-
-  std::map<std::string, xmpp::AccountRecord> accounts;
-
- private:
-  Status set(std::string_view username, std::string_view password, uint32_t iterations) {
-    auto prepared = xmpp::prepare_password(password);
-    if (!prepared.ok()) return prepared.error();
-    xmpp::AccountRecord rec;
-    rec.username = std::string(username);
-    auto s1 =
-        xmpp::scram_derive(xmpp::ScramHash::kSha1, *prepared, "s1-" + rec.username, iterations);
-    auto s256 =
-        xmpp::scram_derive(xmpp::ScramHash::kSha256, *prepared, "s256-" + rec.username, iterations);
-    if (!s1.ok() || !s256.ok()) return make_error("derive failed");
-    rec.sha1 = s1.value();
-    rec.sha256 = s256.value();
-    accounts[rec.username] = rec;
-    return {};
-  }
-};
+// get() of "slow" sleeps (slow_user), so that a test can kill the worker meanwhile.
+using xmpp::testing::FakeAccountStore;
 
 ChannelBindings tls_only() {
   ChannelBindings cb;
@@ -376,7 +330,11 @@ class IpcRemoteAuthTest : public ::testing::Test {
     return r.kind == Kind::kSuccess && r.username == "juliet" && r.data == expected;
   }
 
-  FakeAccountStore store_;
+  FakeAccountStore store_ = [] {
+    FakeAccountStore s;
+    s.slow_user = "slow";
+    return s;
+  }();
   std::unique_ptr<core::Loop> loop_;
   std::unique_ptr<Channel> channel_;
   std::unique_ptr<xmpp::Authenticator> auth_;
