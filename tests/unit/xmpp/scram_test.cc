@@ -102,7 +102,12 @@ TEST_P(ScramRfcTest, ServerSideChecksTheRfcProof) {
   EXPECT_FALSE(scram_verify_proof(ex.hash, creds->server_key, auth_message, proof));
 }
 
-INSTANTIATE_TEST_SUITE_P(Rfc, ScramRfcTest, ::testing::Values(kRfc5802, kRfc7677));
+// Named, so that CTest can run each case by a stable name (the default name
+// of a struct parameter is its bytes, addresses included).
+std::string rfc_name(const ::testing::TestParamInfo<RfcExample>& p) {
+  return p.index == 0 ? "Rfc5802Sha1" : "Rfc7677Sha256";
+}
+INSTANTIATE_TEST_SUITE_P(Rfc, ScramRfcTest, ::testing::Values(kRfc5802, kRfc7677), rfc_name);
 
 TEST(ScramTest, HashSizes) {
   EXPECT_EQ(scram_hash_size(ScramHash::kSha1), 20u);
