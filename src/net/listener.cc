@@ -34,6 +34,7 @@ std::string format_sockaddr(const void* sa_ptr, unsigned len) {
 }
 
 Listener::~Listener() {
+  if (pause_timer_) loop_->cancel_timer(pause_timer_);
   if (fd_ >= 0) {
     if (loop_) loop_->remove(fd_);
     close(fd_);
@@ -135,6 +136,17 @@ Status Listener::start(core::Loop* loop, AcceptFn fn) {
   return loop_->add(fd_, EPOLLIN, this);
 }
 
+void Listener::pause() {
+  if (paused_) return;
+  paused_ = true;
+  loop_->remove(fd_);
+  pause_timer_ = loop_->add_timer(kPauseMs, [this] {
+    pause_timer_ = 0;
+    paused_ = false;
+    (void)loop_->add(fd_, EPOLLIN, this);
+  });
+}
+
 void Listener::on_io(uint32_t) {
   for (int i = 0; i < 64; ++i) {
     struct sockaddr_storage ss {};
@@ -143,8 +155,14 @@ void Listener::on_io(uint32_t) {
         accept4(fd_, reinterpret_cast<struct sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        HEARTH_WARN("net", "accept on %s: %s", address_.c_str(), strerror(errno));
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      HEARTH_WARN("net", "accept on %s: %s", address_.c_str(), strerror(errno));
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory: the pending connection stays in the
+        // backlog and epoll would report it again at once. Stop listening for
+        // a moment instead of spinning (connections wait in the backlog).
+        pause();
+      }
       return;
     }
     int one = 1;

@@ -28,6 +28,9 @@ class Listener : public core::IoHandler {
   uint16_t port() const { return port_; }
   const std::string& address() const { return address_; }  // as bound, printable
   void on_io(uint32_t events) override;
+  // Accepting is paused for kPauseMs after running out of descriptors.
+  bool paused() const { return paused_; }
+  static constexpr uint64_t kPauseMs = 250;
 
  private:
   Listener() = default;
@@ -38,6 +41,9 @@ class Listener : public core::IoHandler {
   std::string address_;
   core::Loop* loop_ = nullptr;
   AcceptFn fn_;
+  bool paused_ = false;
+  core::Loop::TimerId pause_timer_ = 0;
+  void pause();
 };
 
 // "1.2.3.4:5" / "[::1]:5"
