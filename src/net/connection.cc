@@ -42,10 +42,10 @@ Status Connection::start(ConnectionHandler* handler) {
 }
 
 void Connection::send(std::string_view data) {
-  if (state_ != State::kOpen || data.empty()) return;
+  if (state_ != State::kOpen || doomed_ != nullptr || data.empty()) return;
   if (tls_) {
     if (tls_->write(data) == TlsSession::State::kError) {
-      finish("tls write failed");
+      doom("tls write failed");
       return;
     }
     out_.append(tls_->outgoing());
@@ -55,9 +55,19 @@ void Connection::send(std::string_view data) {
   }
   if (buffered() > kMaxBuffered) {
     HEARTH_WARN("net", "%s: output buffer over %zu bytes, closing", peer_.c_str(), kMaxBuffered);
-    finish("output buffer full");
+    doom("output buffer full");
     return;
   }
+  schedule_flush();
+}
+
+void Connection::doom(const char* reason) {
+  // Not closed here: send() runs while the router walks the session lists,
+  // and closing unregisters this session from them. flush() at the end of
+  // the turn finishes the connection.
+  doomed_ = reason;
+  out_.clear();
+  out_pos_ = 0;
   schedule_flush();
 }
 
@@ -161,6 +171,10 @@ void Connection::pump_tls() {
 
 void Connection::flush() {
   if (state_ == State::kClosed) return;
+  if (doomed_ != nullptr) {
+    finish(doomed_);
+    return;
+  }
   while (out_pos_ < out_.size()) {
     ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL);
     if (n < 0) {

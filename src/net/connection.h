@@ -67,6 +67,8 @@ class Connection : public core::IoHandler {
   void finish(std::string_view reason);
   void update_events();
   void schedule_flush();
+  // Marks the connection for closing at the end of the turn (see send()).
+  void doom(const char* reason);
 
   core::Loop* loop_;
   int fd_;
@@ -80,6 +82,7 @@ class Connection : public core::IoHandler {
   bool want_write_ = false;
   bool flush_scheduled_ = false;
   bool handshake_reported_ = false;
+  const char* doomed_ = nullptr;  // why it must close at the end of the turn
   core::Loop::TimerId close_timer_ = 0;
 };
 

@@ -200,3 +200,34 @@ def test_bad_stream_header(server, connect, header, condition):
     c.send(header)
     assert c.expect_stream_error() == condition
     assert_server_fine(server)
+
+
+def test_client_that_never_reads_is_closed_and_others_are_unharmed(server, login):
+    """A session that stops reading has at most a few MiB queued for it; then
+    it is closed. Messages to the account's bare JID keep reaching its other
+    resources, and the sender and the server never notice."""
+    alice = login("alice")
+    # The stuck session is bound first, so that closing it while the router
+    # walks bob's sessions would disturb the walk over the others.
+    slow = login("bob", resource="slow")
+    fast = login("bob", resource="fast")
+    for c in (fast, slow):
+        c.send("<presence/>")
+    fast.wait_for(lambda el: el.tag.endswith("presence") and el.get("from", "").endswith("/slow"),
+                  what="slow's presence")
+    body = "y" * 200000
+    for i in range(120):
+        alice.send("<message to='bob@localhost' type='chat' id='m%d'><body>%s</body></message>"
+                   % (i, body))
+        el = fast.wait_for(lambda el: el.tag.endswith("message") and el.get("id") == "m%d" % i,
+                           what="message m%d at the reading resource" % i)
+        assert el is not None
+        if "output buffer over" in server.log_text():
+            break
+    assert "output buffer over" in server.log_text(), "the stuck session was never closed"
+    # The stuck resource is gone: it gets an unavailable presence broadcast.
+    fast.wait_for(lambda el: el.tag.endswith("presence") and el.get("type") == "unavailable"
+                  and el.get("from", "").endswith("/slow"), what="slow's unavailable presence")
+    alice.ping()
+    fast.ping()
+    server.assert_alive()
