@@ -865,3 +865,22 @@ def sasl_failure_condition(el):
         if ns_of(child.tag) == NS_SASL and local(child.tag) != "text":
             return local(child.tag)
     return None
+
+
+def scram_server_first(server, user, mechanism):
+    """The SCRAM server-first-message the server sends for `user`, as a dict
+    (r, s, i), from a fresh STARTTLS connection that is then closed."""
+    c = XmppClient.connect(server.starttls_port)
+    try:
+        c.open_stream()
+        c.starttls()
+        first = "n,,n=%s,r=fixednonce0123456789" % _saslname(user)
+        c.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
+               % (NS_SASL, mechanism, base64.b64encode(first.encode()).decode()))
+        el = c.next(what="the SCRAM challenge")
+        if el.tag != tag(NS_SASL, "challenge"):
+            c.fail("expected a SCRAM challenge, got %s" % show(el))
+        text = base64.b64decode(el.text).decode()
+        return dict(kv.split("=", 1) for kv in text.split(","))
+    finally:
+        c.close()

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import USERS
 from hearthtest import (NS_SASL, SERVICE_USER, HearthServer, XmppClient, client_context,
+                        scram_server_first,
                         sasl_failure_condition, show, tag)
 
 ROLES = ("reactor", "keyholder", "auth")
@@ -125,22 +126,12 @@ def _scram_keys(server, user, password, mechanism):
     """StoredKey and ServerKey of an account, from its salt and iteration
     count as the server announces them."""
     hname = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}[mechanism]
-    c = XmppClient.connect(server.starttls_port)
-    server.clients.append(c)
-    c.open_stream()
-    c.starttls()
-    first = "n,,n=%s,r=abcdefghijklmnop" % user
-    c.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
-           % (NS_SASL, mechanism, base64.b64encode(first.encode()).decode()))
-    el = c.next(what="SCRAM challenge")
-    assert el.tag == tag(NS_SASL, "challenge"), show(el)
-    attrs = dict(kv.split("=", 1) for kv in base64.b64decode(el.text).decode().split(","))
+    attrs = scram_server_first(server, user, mechanism)
     salted = hashlib.pbkdf2_hmac(hname, password.encode(), base64.b64decode(attrs["s"]),
                                  int(attrs["i"]))
     client_key = hmac.new(salted, b"Client Key", hname).digest()
     stored = hashlib.new(hname, client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hname).digest()
-    c.close()
     return stored, server_key
 
 

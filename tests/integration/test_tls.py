@@ -9,7 +9,7 @@ import pytest
 
 from conftest import USERS
 from hearthtest import (NS_BIND, NS_SASL, NS_SASL_CB, NS_SESSION, NS_TLS, XmppClient,
-                        client_context, sasl_failure_condition, show, tag)
+                        client_context, sasl_failure_condition, scram_server_first, show, tag)
 
 ALL_MECHS = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"}
 WEAK_MECHS = {"ANONYMOUS", "DIGEST-MD5", "CRAM-MD5", "LOGIN", "X-OAUTH2"}
@@ -271,31 +271,16 @@ def test_retry_after_failure_succeeds(server, connect):
     assert c.bind().startswith("alice@localhost/")
 
 
-def _server_first(server, user, mechanism):
-    """The SCRAM server-first-message the server sends for `user`."""
-    c = XmppClient.connect(server.starttls_port)
-    server.clients.append(c)
-    c.open_stream()
-    c.starttls()
-    first = "n,,n=%s,r=fixednonce0123456789" % user
-    c.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
-           % (NS_SASL, mechanism, b64.b64encode(first.encode()).decode()))
-    el = c.next(what="the SCRAM challenge")
-    assert el.tag == tag(NS_SASL, "challenge"), show(el)
-    text = b64.b64decode(el.text).decode()
-    return dict(kv.split("=", 1) for kv in text.split(","))
-
-
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-1", "SCRAM-SHA-256"])
 def test_unknown_user_looks_like_a_real_account(server, mechanism):
     """RFC 5802 9: the server-first-message for an unknown name must not give
     it away: same iteration count and salt size as a real account, and the
     same salt every time for the same name (a random one would betray it)."""
-    real = _server_first(server, "alice", mechanism)
-    ghost1 = _server_first(server, "nobody", mechanism)
-    ghost2 = _server_first(server, "nobody", mechanism)
+    real = scram_server_first(server, "alice", mechanism)
+    ghost1 = scram_server_first(server, "nobody", mechanism)
+    ghost2 = scram_server_first(server, "nobody", mechanism)
     assert ghost1["i"] == real["i"] == "4096"
     assert len(b64.b64decode(ghost1["s"])) == len(b64.b64decode(real["s"]))
     assert ghost1["s"] == ghost2["s"]
-    assert _server_first(server, "somebody-else", mechanism)["s"] != ghost1["s"]
+    assert scram_server_first(server, "somebody-else", mechanism)["s"] != ghost1["s"]
     server.assert_alive()
