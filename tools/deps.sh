@@ -4,7 +4,7 @@
 # (The cross-test packages are tools/cross-test.sh's business.)
 set -eu
 PKGS="g++ cmake make pkg-config libwolfssl-dev libexpat1-dev liblmdb-dev libsodium-dev
-libseccomp-dev libgtest-dev python3 python3-slixmpp python3-pytest"
+libseccomp-dev libgtest-dev python3 python3-slixmpp python3-pytest lmdb-utils"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -273,6 +273,68 @@ std::string set_log_level(const Row& row, std::string_view raw, Config* config) 
   return {};
 }
 
+// Defined below (the rows use them).
+std::string join(const std::vector<std::string_view>& items, std::string_view prefix,
+                 std::string_view suffix);
+std::string_view closest(std::string_view word, const std::vector<std::string_view>& candidates);
+
+std::string bool_value(const Row& row, std::string_view raw, bool* out) {
+  std::string text;
+  if (std::string err = string_value(row, raw, &text); !err.empty()) return err;
+  if (!ini::parse_bool(text, out)) {
+    return name_of(row) + " must be true or false, got " + ini::quoted(text) + "; " + hint(row);
+  }
+  return {};
+}
+
+std::string u32_value(const Row& row, std::string_view raw, uint32_t* out) {
+  int64_t v = 0;
+  if (std::string err = int_value(row, raw, &v); !err.empty()) return err;
+  *out = static_cast<uint32_t>(v);  // bounds (checked above) fit
+  return {};
+}
+
+std::string set_disabled_modules(const Row& row, std::string_view raw, Config* config) {
+  std::vector<std::string> names;
+  if (std::string err = list_value(row, raw, &names); !err.empty()) return err;
+  const std::vector<std::string_view>& known = compiled_module_names();
+  for (const std::string& n : names) {
+    if (std::find(known.begin(), known.end(), n) == known.end()) {
+      std::string list = join(known, "", "");
+      std::string_view guess = closest(n, known);
+      std::string out = name_of(row) + " names " + ini::quoted(n) +
+                        ", which is not a module of "
+                        "this build; ";
+      if (!guess.empty()) out += "did you mean '" + std::string(guess) + "'? ";
+      return out + "(modules: " + list + ")";
+    }
+  }
+  config->disabled_modules = std::move(names);
+  return {};
+}
+
+// XEP-0157 addresses are URIs: mailto:, xmpp:, https:, http:, tel:, sip:.
+std::string contact_list(const Row& row, std::string_view raw, std::vector<std::string>* out) {
+  std::vector<std::string> uris;
+  if (std::string err = list_value(row, raw, &uris); !err.empty()) return err;
+  for (const std::string& u : uris) {
+    bool ok = false;
+    for (std::string_view scheme : {"mailto:", "xmpp:", "https://", "http://", "tel:", "sip:"})
+      if (u.size() > scheme.size() && u.compare(0, scheme.size(), scheme) == 0) ok = true;
+    if (!ok || u.find(' ') != std::string::npos) {
+      return name_of(row) + " entry " + ini::quoted(u) +
+             " is not a URI starting with mailto:, xmpp:, https://, http://, tel: or sip:; "
+             "write e.g. " +
+             row.info.name + " = mailto:" + row.info.name +
+             "@example.org, "
+             "xmpp:" +
+             row.info.name + "@example.org";
+    }
+  }
+  *out = std::move(uris);
+  return {};
+}
+
 // The schema. Order is the order of config/hearth.ini; the bounds are
 // repeated in the docs because the reference file is read by people.
 const std::vector<Row>& rows() {
@@ -304,6 +366,15 @@ const std::vector<Row>& rows() {
        0,
        "",
        &set_user},
+      {{"server", "expose_version", KeyType::kBool, "false", false,
+        "Answer software-version queries (XEP-0092) with the version and OS too, not just the "
+        "name."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return bool_value(r, v, &c->expose_version);
+       }},
       {{"tls", "certificate", KeyType::kString, "", false,
         "PEM certificate chain; empty means a self-signed certificate generated in "
         "data_dir. Set together with key."},
@@ -349,6 +420,23 @@ const std::vector<Row>& rows() {
        3600,
        "",
        &set_int<uint32_t, &Config::pre_auth_timeout>},
+      {{"c2s", "ping_interval", KeyType::kInt, "300", false,
+        "Seconds a client may stay silent before the server pings it (XEP-0199), 0 to 86400; 0 "
+        "never pings."},
+       0,
+       86400,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->ping_interval);
+       }},
+      {{"c2s", "ping_timeout", KeyType::kInt, "60", false,
+        "Seconds a pinged client has to answer before its stream is closed (5 to 3600)."},
+       5,
+       3600,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->ping_timeout);
+       }},
       {{"auth", "scram_iterations", KeyType::kInt, "10000", false,
         "PBKDF2 iterations for newly set passwords (4096 to 10000000); more is slower to "
         "guess and slower to log in."},
@@ -369,6 +457,101 @@ const std::vector<Row>& rows() {
        0,
        "",
        &set_log_level},
+      {{"modules", "disabled", KeyType::kList, "", false,
+        "Comma-separated compiled-in modules to switch off (see hearth check config); empty: all "
+        "on."},
+       0,
+       0,
+       "vcard, private",
+       &set_disabled_modules},
+      {{"roster", "max_items", KeyType::kInt, "1000", false,
+        "Most contacts one account may have in its roster (1 to 100000)."},
+       1,
+       100000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->roster.max_items);
+       }},
+      {{"offline", "max_messages", KeyType::kInt, "1000", false,
+        "Most messages stored for one offline account (XEP-0160), 0 to 100000; more are bounced."},
+       0,
+       100000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->offline.max_messages);
+       }},
+      {{"vcard", "max_size", KeyType::kInt, "65536", false,
+        "Largest vCard (XEP-0054) an account may store, in bytes (1024 to 16777216)."},
+       1024,
+       16777216,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->vcard.max_size);
+       }},
+      {{"private", "max_size", KeyType::kInt, "65536", false,
+        "Largest private XML item (XEP-0049) an account may store, in bytes (1024 to 16777216)."},
+       1024,
+       16777216,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->private_storage.max_size);
+       }},
+      {{"register", "logout_on_password_change", KeyType::kBool, "true", false,
+        "After a password change (XEP-0077) close the account's other sessions."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return bool_value(r, v, &c->account.logout_on_password_change);
+       }},
+      {{"contact", "abuse", KeyType::kList, "", false,
+        "Comma-separated abuse contact URIs published in service discovery (XEP-0157)."},
+       0,
+       0,
+       "mailto:abuse@example.org",
+       [](const Row& r, std::string_view v, Config* c) {
+         return contact_list(r, v, &c->contact.abuse);
+       }},
+      {{"contact", "admin", KeyType::kList, "", false,
+        "Comma-separated admin contact URIs published in service discovery (XEP-0157)."},
+       0,
+       0,
+       "mailto:admin@example.org",
+       [](const Row& r, std::string_view v, Config* c) {
+         return contact_list(r, v, &c->contact.admin);
+       }},
+      {{"contact", "feedback", KeyType::kList, "", false,
+        "Comma-separated feedback contact URIs published in service discovery (XEP-0157)."},
+       0,
+       0,
+       "mailto:feedback@example.org",
+       [](const Row& r, std::string_view v, Config* c) {
+         return contact_list(r, v, &c->contact.feedback);
+       }},
+      {{"contact", "sales", KeyType::kList, "", false,
+        "Comma-separated sales contact URIs published in service discovery (XEP-0157)."},
+       0,
+       0,
+       "mailto:sales@example.org",
+       [](const Row& r, std::string_view v, Config* c) {
+         return contact_list(r, v, &c->contact.sales);
+       }},
+      {{"contact", "security", KeyType::kList, "", false,
+        "Comma-separated security contact URIs published in service discovery (XEP-0157)."},
+       0,
+       0,
+       "mailto:security@example.org",
+       [](const Row& r, std::string_view v, Config* c) {
+         return contact_list(r, v, &c->contact.security);
+       }},
+      {{"contact", "support", KeyType::kList, "", false,
+        "Comma-separated support contact URIs published in service discovery (XEP-0157)."},
+       0,
+       0,
+       "mailto:support@example.org",
+       [](const Row& r, std::string_view v, Config* c) {
+         return contact_list(r, v, &c->contact.support);
+       }},
   };
   return kRows;
 }
@@ -450,6 +633,11 @@ std::string at(std::string_view filename, int line) {
 }
 
 }  // namespace
+
+bool Config::module_enabled(std::string_view name) const {
+  return std::find(disabled_modules.begin(), disabled_modules.end(), name) ==
+         disabled_modules.end();
+}
 
 std::string Config::certificate_path() const {
   return certificate.empty() ? data_dir + "/self-signed.crt" : certificate;

@@ -419,6 +419,11 @@ void C2sStream::deliver(const xml::Element& stanza) {
   conn_->send(g_out);
 }
 
+void C2sStream::deliver_raw(std::string_view xml) {
+  if (state_ == State::kClosed || closing_) return;
+  conn_->send(xml);
+}
+
 void C2sStream::send_element(const xml::Element& e) {
   g_out.clear();
   xml::serialize(e, &g_out);

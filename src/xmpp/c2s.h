@@ -48,6 +48,7 @@ class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handl
   // Session
   const Jid& jid() const override { return jid_; }
   void deliver(const xml::Element& stanza) override;
+  void deliver_raw(std::string_view xml) override;
   void kick(std::string_view condition, std::string_view text) override;
 
   // Close with a stream error (RFC 6120 §4.9) and end the stream.

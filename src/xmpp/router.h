@@ -12,29 +12,10 @@
 
 #include "xml/element.h"
 #include "xmpp/jid.h"
+#include "xmpp/session.h"
 
 namespace hearth::xmpp {
 
-class Session {
- public:
-  virtual ~Session() = default;
-  virtual const Jid& jid() const = 0;  // the bound full JID
-  // Serialise and send a stanza to this session's client.
-  virtual void deliver(const xml::Element& stanza) = 0;
-  // Close the stream with a stream error (e.g. "conflict").
-  virtual void kick(std::string_view condition, std::string_view text) = 0;
-
-  bool available() const { return available_; }
-  int priority() const { return priority_; }
-  void set_presence(bool available, int priority) {
-    available_ = available;
-    priority_ = priority;
-  }
-
- private:
-  bool available_ = false;
-  int priority_ = 0;
-};
 
 inline constexpr std::string_view kNsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
 inline constexpr std::string_view kNsPing = "urn:xmpp:ping";

@@ -17,6 +17,7 @@ class FakeSession : public Session {
     xml::serialize(stanza, &out);
     received.push_back(out);
   }
+  void deliver_raw(std::string_view xml) override { received.emplace_back(xml); }
   void kick(std::string_view condition, std::string_view) override {
     kicked = std::string(condition);
   }
