@@ -215,6 +215,9 @@ class Context {
   // forward stanzas on the account's behalf.
   virtual void route(xml::Element& stanza, xmpp::Session& origin) = 0;
 
+  // Fires a session event's handlers (the presence module fires kAvailable).
+  virtual void notify(SessionEvent event, xmpp::Session& session) = 0;
+
   // IQ answers: result (with `payload` as its child, may be null) or error.
   virtual void result(const IqEvent& ev, const xml::Element* payload = nullptr) = 0;
   virtual void error(const IqEvent& ev, std::string_view type, std::string_view condition,
