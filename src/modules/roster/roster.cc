@@ -354,7 +354,8 @@ class RosterModule final : public Module, public RosterService, public RosterSto
   void push(std::string_view user, const RosterItem& item, bool removed) {
     std::string bare = std::string(user) + "@" + ctx_.domain();
     xml::Arena& arena = ctx_.scratch();
-    for (xmpp::Session* s : ctx_.router().resources(bare)) {
+    std::vector<xmpp::Session*> sessions = ctx_.router().resources(bare);  // a copy
+    for (xmpp::Session* s : sessions) {
       if (!s->interested()) continue;
       s->deliver(*make_push(arena, *s, item, removed));
     }
@@ -567,7 +568,8 @@ class RosterModule final : public Module, public RosterService, public RosterSto
       // Tell the owner's clients the subscriptions are over (RFC 6121
       // §3.2/§3.3 as if the deleted account had cancelled them).
       std::string owner_bare = r.owner + "@" + ctx_.domain();
-      for (xmpp::Session* s : ctx_.router().resources(owner_bare)) {
+      std::vector<xmpp::Session*> sessions = ctx_.router().resources(owner_bare);
+      for (xmpp::Session* s : sessions) {
         if (!s->available()) continue;
         if (has_to(r.item.subscription) || r.item.ask) {
           xml::Element* p = arena.make_element("presence", xml::kNsClient);
