@@ -328,7 +328,9 @@ class BlockingModule : public Module, public BlockingService {
     for (const std::string& jid : jids) {
       cmd->add_child("item", kNsBlocking)->set_attr("jid", jid);
     }
-    for (xmpp::Session* s2 : ctx_.router().resources(ev.from.bare())) {
+    // A copy: a delivery may end a stream and change the router's list.
+    const std::vector<xmpp::Session*> sessions = ctx_.router().resources(ev.from.bare());
+    for (xmpp::Session* s2 : sessions) {
       if (interested_.count(s2) == 0) continue;
       iq->set_attr("to", s2->jid().full());
       s2->deliver(*iq);
