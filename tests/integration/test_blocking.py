@@ -11,11 +11,13 @@ block, current presence again on unblock). The list survives a restart;
 malformed requests get the right error and the stream stays up.
 """
 
+import asyncio
 import os
 
 from conftest import USERS
 from hearthtest import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_STANZA_ERRORS, XmppClient, body_of,
                         show, stanza_error_condition, tag)
+from test_login import TIMEOUT, loop, make_xmpp, start_session, stop  # noqa: F401 (loop: fixture)
 
 NS_BLOCKING = "urn:xmpp:blocking"
 NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
@@ -382,6 +384,58 @@ def test_unblock_and_unblock_all_restore_delivery(server, login):
     alice.message(CAROL, "hi carol")
     got = carol.wait_message(what="alice's message after unblock-all")
     assert body_of(got) == "hi carol", show(got)
+    server.assert_alive()
+
+
+def test_blocked_messages_are_not_stored_offline(server, login):
+    alice = login("alice", "desk")
+    block(alice, BOB)
+    alice.close()
+    bob = login("bob", "phone")
+    # alice is offline: the message is refused, not stored (XEP-0160 never sees it).
+    mid = bob.message(ALICE, "store me?")
+    err = bob.wait_message(lambda e: e.get("id") == mid, what="the error while alice is offline")
+    assert_error(err, "cancel", "service-unavailable")
+    alice = login("alice", "desk")
+    go_online(alice)
+    alice.expect_nothing(0.6, pred=is_message)
+    server.assert_alive()
+
+
+def test_slixmpp_blocking(server, loop):  # noqa: F811
+    """slixmpp's XEP-0191 plugin: list, block with a push, unblock-all."""
+    async def run():
+        alice = make_xmpp("alice@localhost/slix", USERS["alice"])
+        alice.register_plugin("xep_0191")
+        events = {"blocked": asyncio.get_running_loop().create_future(),
+                  "unblocked": asyncio.get_running_loop().create_future()}
+        for name in events:
+            alice.add_event_handler(
+                name, lambda iq, name=name: events[name].done() or events[name].set_result(iq))
+        bob = login_to(server, "bob", "phone")
+        try:
+            assert await start_session(alice, server.starttls_port) == "session"
+            got = await alice["xep_0191"].get_blocked(timeout=TIMEOUT)
+            assert set(got["blocklist"]["items"]) == set(), str(got)
+            await alice["xep_0191"].block([BOB, "spam.example"], timeout=TIMEOUT)
+            push = await asyncio.wait_for(events["blocked"], TIMEOUT)
+            assert {str(j) for j in push["block"]["items"]} == {BOB, "spam.example"}, str(push)
+            got = await alice["xep_0191"].get_blocked(timeout=TIMEOUT)
+            assert {str(j) for j in got["blocklist"]["items"]} == {BOB, "spam.example"}, str(got)
+            mid = bob.message(ALICE + "/slix", "blocked?")
+            err = await loop.run_in_executor(
+                None, lambda: bob.wait_message(lambda e: e.get("id") == mid,
+                                               what="the error from slixmpp's blocker"))
+            assert_error(err, "cancel", "service-unavailable")
+            await alice["xep_0191"].unblock([], timeout=TIMEOUT)
+            push = await asyncio.wait_for(events["unblocked"], TIMEOUT)
+            assert len(push["unblock"]["items"]) == 0, str(push)
+            got = await alice["xep_0191"].get_blocked(timeout=TIMEOUT)
+            assert set(got["blocklist"]["items"]) == set(), str(got)
+        finally:
+            await stop(alice)
+
+    loop.run_until_complete(run())
     server.assert_alive()
 
 

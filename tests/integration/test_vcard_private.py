@@ -109,6 +109,9 @@ def test_vcard_set_and_get_own_and_others(server, login):
     # Anyone on the server reads it at the bare JID.
     check_alice_card(get_vcard(bob, to=ALICE))
     assert len(list(get_vcard(bob, to=CAROL))) == 0
+    # No such account (RFC 6121 section 8.5.1): service-unavailable.
+    iq_error(bob, "get", "<vCard xmlns='vcard-temp'/>", "service-unavailable", "cancel",
+             to="nobody@" + DOMAIN)
 
     # Replaced by a new one; own bare JID as 'to' is the same as none.
     ok(alice, "set", "<vCard xmlns='vcard-temp'><FN>A. L.</FN></vCard>", to=ALICE)
