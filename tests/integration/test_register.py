@@ -47,14 +47,19 @@ def login(server, user, password=None, resource=None):
 
 
 def subscribe(requester, requester_user, contact, contact_user):
+    # Interested (RFC 6121 section 2.1.6) and available resources get the
+    # subscription traffic.
+    for c in (requester, contact):
+        c.iq("get", "<query xmlns='jabber:iq:roster'/>")
     contact.send("<presence/>")
     requester.send("<presence type='subscribe' to='%s'/>" % bare_jid(contact_user))
     contact.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("type") == "subscribe"
                      and e.get("from") == bare_jid(requester_user), what="the subscription request")
     contact.send("<presence type='subscribed' to='%s'/>" % bare_jid(requester_user))
-    requester.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence")
-                       and e.get("type") == "subscribed" and e.get("from") == bare_jid(contact_user),
-                       what="the subscription approval")
+    # The roster push to the requester (RFC 6121 section 3.1.6) says it is done.
+    requester.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("type") == "set" and any(
+        i.get("jid") == bare_jid(contact_user) and i.get("subscription") in ("to", "both")
+        for i in e.iter("{jabber:iq:roster}item")), what="the roster push of the approval")
 
 
 def dump_tables(server):

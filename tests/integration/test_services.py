@@ -27,14 +27,19 @@ def assert_error(reply, condition, type_=None):
 
 def subscribe(requester, requester_user, contact, contact_user):
     """requester subscribes to contact's presence, contact approves."""
+    # Interested (RFC 6121 section 2.1.6) and available resources get the
+    # subscription traffic.
+    for c in (requester, contact):
+        c.iq("get", "<query xmlns='jabber:iq:roster'/>")
     contact.send("<presence/>")
     requester.send("<presence type='subscribe' to='%s'/>" % bare_jid(contact_user))
     contact.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("type") == "subscribe"
                      and e.get("from") == bare_jid(requester_user), what="the subscription request")
     contact.send("<presence type='subscribed' to='%s'/>" % bare_jid(requester_user))
-    requester.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence")
-                       and e.get("type") == "subscribed" and e.get("from") == bare_jid(contact_user),
-                       what="the subscription approval")
+    # The roster push to the requester (RFC 6121 section 3.1.6) says it is done.
+    requester.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("type") == "set" and any(
+        i.get("jid") == bare_jid(contact_user) and i.get("subscription") in ("to", "both")
+        for i in e.iter("{jabber:iq:roster}item")), what="the roster push of the approval")
 
 
 # ---------------------------------------------------------------- time
@@ -136,6 +141,9 @@ def test_last_account(server, login):
     bob = login("bob")
     carol = login("carol")
     subscribe(bob, "bob", alice, "alice")  # alice's roster: bob with 'from'
+    bob.send("<presence/>")  # bob gets alice's presence from now on
+    bob.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("type") is None
+                 and e.get("from") == bare_jid("alice") + "/desk", what="alice's presence (probe)")
 
     # Online: 0 (XEP-0012 section 4).
     assert last_seconds(last_query(bob, bare_jid("alice"))) == (0, "")
@@ -180,9 +188,11 @@ def test_last_never_online(server, login):
     # available, then bob subscribes.
     carol.send("<presence type='subscribed' to='%s'/>" % bare_jid("bob"))
     carol.assert_ping()
+    bob.iq("get", "<query xmlns='jabber:iq:roster'/>")
     bob.send("<presence type='subscribe' to='%s'/>" % bare_jid("carol"))
-    bob.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("type") == "subscribed"
-                 and e.get("from") == bare_jid("carol"), what="the pre-approved subscription")
+    bob.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("type") == "set" and any(
+        i.get("jid") == bare_jid("carol") and i.get("subscription") == "to"
+        for i in e.iter("{jabber:iq:roster}item")), what="the pre-approved subscription")
     carol.close()
     time.sleep(0.3)
     assert_error(last_query(bob, bare_jid("carol")), "service-unavailable", "cancel")
