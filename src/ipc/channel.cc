@@ -186,6 +186,12 @@ void Channel::on_io(uint32_t events) {
 }
 
 void Channel::on_frame(Frame frame) {
+  if (frame.id == kEventId && on_event_ && frame.fds.empty()) {
+    // A notice the worker sends on its own (e.g. an account removed by
+    // `hearth user del`); never a reply.
+    on_event_(std::move(frame));
+    return;
+  }
   auto it = pending_.find(frame.id);
   if (it == pending_.end() || !it->second.sent) {
     frame.close_fds();

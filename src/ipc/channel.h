@@ -59,6 +59,11 @@ class Channel final : public core::IoHandler {
   // Called (from the loop, after the failed requests' callbacks) when a
   // connection breaks.
   void set_on_down(OnDown on_down) { on_down_ = std::move(on_down); }
+  // Frames with id kEventId are notices from the worker, not replies; they
+  // go here (without this handler they are protocol errors).
+  static constexpr uint32_t kEventId = 0;
+  using OnEvent = std::function<void(Frame frame)>;
+  void set_on_event(OnEvent on_event) { on_event_ = std::move(on_event); }
 
   // Sends a request. `timeout_ms` > 0, or kNoTimeout. `done` must be set.
   void request(uint16_t type, std::string payload, int timeout_ms, Done done);
@@ -104,6 +109,7 @@ class Channel final : public core::IoHandler {
   // instead of breaking the connection.
   std::unordered_set<uint32_t> late_;
   OnDown on_down_;
+  OnEvent on_event_;
   // Lets posted tasks see whether the Channel still exists.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

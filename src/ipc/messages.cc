@@ -92,6 +92,8 @@ std::string_view msg_type_name(uint16_t type) {
       return "SaslAbort";
     case MsgType::kAccountRequest:
       return "AccountRequest";
+    case MsgType::kAccountEvent:
+      return "AccountEvent";
     case MsgType::kSaslReply:
       return "SaslReply";
     case MsgType::kAccountReply:

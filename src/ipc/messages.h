@@ -28,6 +28,9 @@ enum class MsgType : uint16_t {
   kSaslStep = 0x0102,
   kSaslAbort = 0x0103,
   kAccountRequest = 0x0104,
+  // auth -> reactor notice (frame id 0): an AccountRequest without password
+  // saying what `hearth user` changed (kCreate or kRemove).
+  kAccountEvent = 0x0105,
   kSaslReply = 0x0181,
   kAccountReply = 0x0184,
   // keyholder protocol

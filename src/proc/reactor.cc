@@ -15,6 +15,7 @@
 #include "ipc/frame.h"
 #include "ipc/messages.h"
 #include "ipc/remote_auth.h"
+#include "modules/host.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "proc/proc.h"
@@ -27,6 +28,49 @@ namespace {
 
 constexpr int kSignTimeoutMs = 2000;
 constexpr int kAuthTimeoutMs = 10000;
+constexpr int kListTimeoutMs = 10000;
+
+// Account changes that only the auth worker may make (XEP-0077 self-service):
+// one AccountRequest each over the auth channel.
+class AuthAccounts final : public modules::AccountBackend {
+ public:
+  AuthAccounts(ipc::Channel* channel, uint32_t iterations)
+      : channel_(channel), iterations_(iterations) {}
+
+  void set_password(const std::string& localpart, std::string password,
+                    std::function<void(Status)> done) override {
+    ipc::AccountRequest req;
+    req.op = ipc::AccountRequest::Op::kSetPassword;
+    req.username = localpart;
+    req.password = std::move(password);
+    req.iterations = iterations_;
+    send(req, std::move(done));
+  }
+
+  void remove(const std::string& localpart, std::function<void(Status)> done) override {
+    ipc::AccountRequest req;
+    req.op = ipc::AccountRequest::Op::kRemove;
+    req.username = localpart;
+    send(req, std::move(done));
+  }
+
+ private:
+  void send(ipc::AccountRequest& req, std::function<void(Status)> done) {
+    std::string payload = req.encode();
+    req.wipe();
+    channel_->request(ipc::MsgType::kAccountRequest, std::move(payload), kAuthTimeoutMs,
+                      [done = std::move(done)](Result<ipc::Frame> f) {
+                        if (!f.ok()) return done(f.error());
+                        Result<ipc::AccountReply> r = ipc::AccountReply::decode(f->payload);
+                        if (!r.ok()) return done(r.error());
+                        if (!r->ok) return done(make_error(r->error));
+                        done(Status{});
+                      });
+  }
+
+  ipc::Channel* channel_;
+  uint32_t iterations_;
+};
 
 class Reactor : public core::IoHandler {
  public:
@@ -34,7 +78,8 @@ class Reactor : public core::IoHandler {
       : cfg_(std::move(cfg)),
         loop_(std::move(loop)),
         auth_channel_(loop_.get(), "auth"),
-        server_(cfg_, loop_.get()) {}
+        server_(cfg_, loop_.get()),
+        accounts_(&auth_channel_, cfg_.scram_iterations) {}
 
   int main(const std::string& listen_spec);
   void on_io(uint32_t events) override;
@@ -43,6 +88,8 @@ class Reactor : public core::IoHandler {
   Status handle_control(ipc::Frame frame);
   Status attach_keyholder(int fd);
   Result<std::string> sign(const net::SignRequest& req);
+  Status attach_auth(int fd);
+  void on_account_event(ipc::Frame frame);
 
   config::Config cfg_;
   std::unique_ptr<core::Loop> loop_;
@@ -50,7 +97,64 @@ class Reactor : public core::IoHandler {
   std::unique_ptr<xmpp::Authenticator> auth_;
   int keyholder_fd_ = -1;
   xmpp::Server server_;
+  AuthAccounts accounts_;
+  // The account names from the auth worker, read before the channel is
+  // attached (and again after an auth restart).
+  std::vector<std::string> users_;
+  bool users_loaded_ = false;
 };
+
+Status Reactor::attach_auth(int fd) {
+  // Which accounts exist decides where a stanza goes (RFC 6121 §8.5.1):
+  // read the list before serving. The worker answers at once; this blocks
+  // the loop only at start-up and after an auth restart.
+  std::vector<std::string> names;
+  std::string after;
+  for (uint32_t id = 1;; ++id) {
+    ipc::AccountRequest req;
+    req.op = ipc::AccountRequest::Op::kList;
+    req.username = after;
+    ipc::Frame f;
+    f.type = static_cast<uint16_t>(ipc::MsgType::kAccountRequest);
+    f.id = id;
+    f.payload = req.encode();
+    Result<ipc::Frame> reply = ipc::call(fd, f, kListTimeoutMs);
+    if (!reply.ok()) {
+      close(fd);
+      return make_error("auth worker did not list the accounts: " + reply.error().message);
+    }
+    Result<ipc::AccountReply> r = ipc::AccountReply::decode(reply->payload);
+    if (!r.ok() || !r->ok) {
+      close(fd);
+      return make_error("auth worker did not list the accounts");
+    }
+    for (std::string& n : r->names)
+      names.push_back(std::move(n));
+    if (!r->more || names.empty()) break;
+    after = names.back();
+  }
+  if (server_.host() != nullptr) {
+    server_.host()->set_users(std::move(names));
+  } else {
+    users_ = std::move(names);
+  }
+  users_loaded_ = true;
+  return auth_channel_.attach(fd);
+}
+
+void Reactor::on_account_event(ipc::Frame frame) {
+  Result<ipc::AccountRequest> what = ipc::AccountRequest::decode(frame.payload);
+  if (frame.type != static_cast<uint16_t>(ipc::MsgType::kAccountEvent) || !what.ok() ||
+      server_.host() == nullptr) {
+    auth_channel_.fail("unexpected notice from the auth worker");
+    return;
+  }
+  if (what->op == ipc::AccountRequest::Op::kCreate) {
+    server_.host()->user_created(what->username);
+  } else if (what->op == ipc::AccountRequest::Op::kRemove) {
+    server_.host()->account_removed(what->username);
+  }
+}
 
 Result<std::string> Reactor::sign(const net::SignRequest& req) {
   // wolfSSL's sign callbacks are synchronous (no async crypto in this
@@ -106,7 +210,7 @@ Status Reactor::handle_control(ipc::Frame frame) {
     Role role = static_cast<Role>(frame.payload[0]);
     int fd = frame.fds[0];
     frame.fds.clear();
-    if (role == Role::kAuth) return auth_channel_.attach(fd);
+    if (role == Role::kAuth) return attach_auth(fd);
     if (role == Role::kKeyholder) return attach_keyholder(fd);
     close(fd);
     return make_error("attach for an unknown role");
@@ -154,6 +258,10 @@ int Reactor::main(const std::string& listen_spec) {
     if (Status s = handle_control(std::move(f.value())); !s.ok())
       return fail_role("reactor", s.error());
   }
+  // data.mdb and the modules, before the sandbox closes the file system.
+  if (Status s = server_.open_modules(&accounts_); !s.ok()) return fail_role("reactor", s.error());
+  server_.host()->set_users(std::move(users_));
+  auth_channel_.set_on_event([this](ipc::Frame f) { on_account_event(std::move(f)); });
   ipc::RemoteAuthOptions auth_options;
   auth_options.timeout_ms = kAuthTimeoutMs;
   auth_ = ipc::make_remote_authenticator(&auth_channel_, auth_options);

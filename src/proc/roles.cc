@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "ipc/channel.h"
 #include "ipc/frame.h"
 #include "ipc/messages.h"
 #include "ipc/remote_auth.h"
@@ -231,6 +232,22 @@ void serve_cli_connection(ipc::AuthService* service, int fd) {
   }
   if (Status s = ipc::send_frame_blocking(fd, out.value(), 5000); !s.ok())
     HEARTH_WARN("auth", "control connection: %s", s.error().message.c_str());
+  // Tell the reactor what changed: a new account can receive messages; a
+  // removed one loses its sessions and its data (ARCHITECTURE.md §4).
+  Result<ipc::AccountReply> reply = ipc::AccountReply::decode(out->payload);
+  if (what.ok() && reply.ok() && reply->ok &&
+      (what->op == ipc::AccountRequest::Op::kCreate ||
+       what->op == ipc::AccountRequest::Op::kRemove)) {
+    ipc::AccountRequest notice;
+    notice.op = what->op;
+    notice.username = what->username;
+    ipc::Frame event;
+    event.type = static_cast<uint16_t>(ipc::MsgType::kAccountEvent);
+    event.id = ipc::Channel::kEventId;
+    event.payload = notice.encode();
+    if (Status s = ipc::send_frame_blocking(kChannelFd, event, 5000); !s.ok())
+      HEARTH_WARN("auth", "telling the reactor: %s", s.error().message.c_str());
+  }
 }
 
 int auth_main() {

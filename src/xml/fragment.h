@@ -15,3 +15,10 @@ namespace hearth::xml {
 Result<Element*> parse_fragment(std::string_view xml, Arena& arena);
 
 }  // namespace hearth::xml
+
+namespace hearth::xml {
+
+// A deep copy of `e` in `arena`.
+Element* clone(const Element& e, Arena& arena);
+
+}  // namespace hearth::xml

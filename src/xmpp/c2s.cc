@@ -1,5 +1,7 @@
 #include "xmpp/c2s.h"
 
+#include "modules/host.h"
+
 #include <sodium.h>
 
 #include "core/base64.h"
@@ -38,6 +40,44 @@ C2sStream::C2sStream(StreamHost* host, std::unique_ptr<net::Connection> conn, bo
 
 C2sStream::~C2sStream() {
   if (auth_timer_) host_->loop().cancel_timer(auth_timer_);
+  if (ping_timer_) host_->loop().cancel_timer(ping_timer_);
+}
+
+void C2sStream::arm_ping_timer(uint32_t ms) {
+  if (ping_timer_) host_->loop().cancel_timer(ping_timer_);
+  heard_ = false;
+  ping_timer_ = host_->loop().add_timer(ms, [this] {
+    ping_timer_ = 0;
+    on_ping_timer();
+  });
+}
+
+// XEP-0199 §4.1: a client that has been silent for ping_interval is
+// pinged; one that stays silent for ping_timeout after that is gone (a
+// dead NAT mapping or a phone out of coverage) and its session is closed,
+// so its contacts see it go offline.
+void C2sStream::on_ping_timer() {
+  if (state_ != State::kBound || closing_) return;
+  if (heard_) {
+    ping_pending_ = false;
+    arm_ping_timer(host_->ping_interval_ms());
+    return;
+  }
+  if (ping_pending_) {
+    HEARTH_INFO("c2s", "%s: %s did not answer a ping", peer().c_str(), jid_.full().c_str());
+    stream_error("connection-timeout", "no answer to a ping");
+    return;
+  }
+  ping_pending_ = true;
+  g_out.assign("<iq type='get' id='srv-ping-");
+  g_out += std::to_string(++ping_seq_);
+  g_out += "' from='";
+  xml::append_escaped(&g_out, host_->domain(), true);
+  g_out += "' to='";
+  xml::append_escaped(&g_out, jid_.full(), true);
+  g_out += "'><ping xmlns='urn:xmpp:ping'/></iq>";
+  conn_->send(g_out);
+  arm_ping_timer(host_->ping_timeout_ms());
 }
 
 Status C2sStream::start() {
@@ -52,6 +92,7 @@ Status C2sStream::start() {
 void C2sStream::on_data(std::string_view data) {
   if (state_ == State::kClosed || closing_) return;
   if (state_ == State::kTlsHandshake) return;  // cannot happen: TLS delivers after handshake
+  heard_ = true;
   parser_.feed(data);
 }
 
@@ -151,6 +192,7 @@ void C2sStream::send_features() {
     g_out +=
         "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
         "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>";
+    host_->modules().stream_features(g_out);
   }
   g_out += "</stream:features>";
   conn_->send(g_out);
@@ -360,6 +402,8 @@ void C2sStream::handle_bind(xml::Element& iq) {
   reply->add_child("bind", kNsBind)->add_child("jid", kNsBind)->add_text(jid_.full());
   send_element(*reply);
   reply_arena_.reset();
+  if (host_->ping_interval_ms() > 0) arm_ping_timer(host_->ping_interval_ms());
+  host_->modules().session_bound(*this);
 }
 
 void C2sStream::handle_stanza(xml::Element& st) {
@@ -395,6 +439,15 @@ void C2sStream::handle_stanza(xml::Element& st) {
         router.reply_error(st, *this, "cancel", "not-allowed", "already bound");
         return;
       }
+      if (type == "set" && st.child("session", kNsSession) && !st.has_attr("to")) {
+        // RFC 3921 legacy session establishment, advertised as optional.
+        xml::Element* reply = reply_arena_.make_element("iq", xml::kNsClient);
+        reply->set_attr("id", st.attr("id"));
+        reply->set_attr("type", "result");
+        send_element(*reply);
+        reply_arena_.reset();
+        return;
+      }
     }
   } else if (st.name == "message") {
     if (!type.empty() && type != "chat" && type != "normal" && type != "groupchat" &&
@@ -409,7 +462,7 @@ void C2sStream::handle_stanza(xml::Element& st) {
       return;
     }
   }
-  router.route(st, *this);
+  host_->modules().route(st, *this);
 }
 
 void C2sStream::deliver(const xml::Element& stanza) {
@@ -431,10 +484,6 @@ void C2sStream::send_element(const xml::Element& e) {
 }
 
 void C2sStream::kick(std::string_view condition, std::string_view text) {
-  if (registered_) {
-    host_->router().unbind(this);
-    registered_ = false;
-  }
   stream_error(condition, text);
 }
 
@@ -476,15 +525,14 @@ void C2sStream::end(std::string_view reason) {
   (void)reason;
   if (closing_) return;
   closing_ = true;
+  if (ping_timer_) {
+    host_->loop().cancel_timer(ping_timer_);
+    ping_timer_ = 0;
+  }
   if (registered_) {
-    // Tell the account's other resources this one is gone (RFC 6121 §4.5.2).
-    if (available()) {
-      xml::Element* p = reply_arena_.make_element("presence", xml::kNsClient);
-      p->set_attr("from", jid_.full());
-      p->set_attr("type", "unavailable");
-      host_->router().broadcast_own_presence(*p, *this);
-      reply_arena_.reset();
-    }
+    // The modules see the session go (RFC 6121 §4.5.2: presence module
+    // broadcasts unavailable) while it can still be found.
+    host_->modules().session_closed(*this);
     host_->router().unbind(this);
     registered_ = false;
   }

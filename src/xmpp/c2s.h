@@ -15,6 +15,10 @@
 #include "xmpp/jid.h"
 #include "xmpp/router.h"
 
+namespace hearth::modules {
+class Host;
+}
+
 namespace hearth::xmpp {
 
 inline constexpr std::string_view kNsTls = "urn:ietf:params:xml:ns:xmpp-tls";
@@ -29,11 +33,16 @@ class StreamHost {
   virtual ~StreamHost() = default;
   virtual core::Loop& loop() = 0;
   virtual Router& router() = 0;
+  virtual modules::Host& modules() = 0;
   virtual Authenticator& authenticator() = 0;
   virtual const std::string& domain() const = 0;
   virtual const net::TlsContext* tls_context() const = 0;
   virtual size_t max_stanza_size() const = 0;
   virtual uint32_t pre_auth_timeout_ms() const = 0;
+  // XEP-0199 server pings: silence before a ping, and the time to answer
+  // (0 interval: never ping).
+  virtual uint32_t ping_interval_ms() const = 0;
+  virtual uint32_t ping_timeout_ms() const = 0;
   // The stream is finished; free it at the end of the turn.
   virtual void stream_closed(class C2sStream* stream) = 0;
 };
@@ -89,6 +98,8 @@ class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handl
   ChannelBindings channel_bindings() const;
   void send_element(const xml::Element& e);
   void end(std::string_view reason);
+  void arm_ping_timer(uint32_t ms);
+  void on_ping_timer();
 
   StreamHost* host_;
   std::unique_ptr<net::Connection> conn_;
@@ -107,6 +118,10 @@ class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handl
   std::string sasl_mechanism_;
   unsigned sasl_failures_ = 0;
   core::Loop::TimerId auth_timer_ = 0;
+  core::Loop::TimerId ping_timer_ = 0;
+  bool heard_ = false;         // bytes arrived since the ping timer was armed
+  bool ping_pending_ = false;  // a server ping is waiting for an answer
+  uint32_t ping_seq_ = 0;
   xml::Arena reply_arena_;
 };
 

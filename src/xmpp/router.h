@@ -1,7 +1,6 @@
-// The router: where a stanza from a local session goes (RFC 6120 §10,
-// RFC 6121 §8). Local sessions by full and bare JID, the server itself
-// (ping, disco, legacy session), and errors for what we cannot deliver yet
-// (remote domains until s2s; offline users until offline storage).
+// The router's session table: the bound local sessions by full and bare JID.
+// Where a stanza goes (RFC 6120 §10, RFC 6121 §8) is the module host's
+// pipeline (modules/host.h), which looks sessions up here.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +14,6 @@
 #include "xmpp/session.h"
 
 namespace hearth::xmpp {
-
 
 inline constexpr std::string_view kNsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
 inline constexpr std::string_view kNsPing = "urn:xmpp:ping";
@@ -39,14 +37,6 @@ class Router {
   size_t session_count() const { return count_; }
   std::vector<Session*> all_sessions() const;
 
-  // A stanza sent by `origin`, already checked and stamped with from=full
-  // JID. It may be modified (attributes) while routing.
-  void route(xml::Element& stanza, Session& origin);
-
-  // Presence of `origin` changed (initial/unavailable presence without 'to'):
-  // RFC 6121 §4.2.2 / §4.5.2 broadcast to the account's available resources.
-  void broadcast_own_presence(xml::Element& presence, Session& origin);
-
   // Sends an error reply to `origin` for `stanza` (never for type='error').
   void reply_error(const xml::Element& stanza, Session& origin, std::string_view type,
                    std::string_view condition, std::string_view text = {});
@@ -56,9 +46,6 @@ class Router {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
-  void route_to_server(xml::Element& stanza, Session& origin);
-  void route_to_local(xml::Element& stanza, const Jid& to, Session& origin);
-  void deliver_to_bare(xml::Element& stanza, std::string_view bare, Session& origin);
   xml::Element* make_reply(const xml::Element& stanza, std::string_view type);
 
   std::string domain_;

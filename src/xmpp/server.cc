@@ -17,6 +17,26 @@ Server::Server(config::Config config, core::Loop* loop)
 Server::~Server() {
   streams_.clear();
   graveyard_.clear();
+  host_.reset();
+  db_.reset();
+}
+
+Status Server::open_modules(modules::AccountBackend* accounts) {
+  storage::EnvOptions options;
+  options.dbs = modules::Host::all_tables();
+  Result<std::unique_ptr<storage::Env>> db = storage::Env::open(config_.data_path(), options);
+  if (!db.ok()) return db.error();
+  db_ = std::move(db.value());
+  modules::Host::Deps deps;
+  deps.config = &config_;
+  deps.loop = loop_;
+  deps.router = &router_;
+  deps.db = db_.get();
+  deps.accounts = accounts;
+  Result<std::unique_ptr<modules::Host>> host = modules::Host::create(deps);
+  if (!host.ok()) return host.error();
+  host_ = std::move(host.value());
+  return {};
 }
 
 void Server::add_listener(std::unique_ptr<net::Listener> listener, bool direct_tls) {
@@ -25,6 +45,7 @@ void Server::add_listener(std::unique_ptr<net::Listener> listener, bool direct_t
 
 Status Server::start() {
   if (!tls_ || !auth_) return make_error("internal: server started without TLS or authenticator");
+  if (!host_) return make_error("internal: server started without modules");
   for (auto& [listener, direct] : listeners_) {
     bool d = direct;
     if (Status s = listener->start(
@@ -39,6 +60,7 @@ Status Server::start() {
     return s;
   signal(SIGPIPE, SIG_IGN);
   loop_->on_turn_end([this] {
+    host_->end_turn();
     net::Connection::flush_all();
     graveyard_.clear();
   });
@@ -98,6 +120,17 @@ void Server::apply_config(const config::Config& next) {
   log_set_level(next.log_level);
   config_.max_stanza_size = next.max_stanza_size;
   config_.pre_auth_timeout = next.pre_auth_timeout;
+  config_.ping_interval = next.ping_interval;
+  config_.ping_timeout = next.ping_timeout;
+  config_.admins = next.admins;
+  config_.expose_version = next.expose_version;
+  config_.roster = next.roster;
+  config_.offline = next.offline;
+  config_.vcard = next.vcard;
+  config_.private_storage = next.private_storage;
+  config_.account = next.account;
+  config_.contact = next.contact;
+  if (host_) host_->reload(config_);
   HEARTH_INFO("server", "configuration reloaded");
 }
 

@@ -9,8 +9,10 @@
 
 #include "core/config.h"
 #include "core/loop.h"
+#include "modules/host.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "storage/env.h"
 #include "xmpp/auth.h"
 #include "xmpp/c2s.h"
 #include "xmpp/router.h"
@@ -27,6 +29,11 @@ class Server : public StreamHost {
   // What the reactor process hands over before start().
   void set_tls(std::unique_ptr<net::TlsContext> tls) { tls_ = std::move(tls); }
   void set_authenticator(Authenticator* auth) { auth_ = auth; }
+  // Opens data.mdb (every table of every compiled-in module) and creates the
+  // enabled modules. Before start(), and before the sandbox closes the
+  // file system. `accounts` (may be null in tests) reaches the auth worker.
+  Status open_modules(modules::AccountBackend* accounts);
+  modules::Host* host() { return host_.get(); }
   void add_listener(std::unique_ptr<net::Listener> listener, bool direct_tls);
   // A reload (SIGHUP at the monitor): applies what can change at run time.
   void apply_config(const config::Config& next);
@@ -39,11 +46,14 @@ class Server : public StreamHost {
   // StreamHost
   core::Loop& loop() override { return *loop_; }
   Router& router() override { return router_; }
+  modules::Host& modules() override { return *host_; }
   Authenticator& authenticator() override { return *auth_; }
   const std::string& domain() const override { return config_.domain; }
   const net::TlsContext* tls_context() const override { return tls_.get(); }
   size_t max_stanza_size() const override { return config_.max_stanza_size; }
   uint32_t pre_auth_timeout_ms() const override { return config_.pre_auth_timeout * 1000u; }
+  uint32_t ping_interval_ms() const override { return config_.ping_interval * 1000u; }
+  uint32_t ping_timeout_ms() const override { return config_.ping_timeout * 1000u; }
   void stream_closed(C2sStream* stream) override;
 
  private:
@@ -56,6 +66,8 @@ class Server : public StreamHost {
   std::unique_ptr<net::TlsContext> tls_;
   Authenticator* auth_ = nullptr;
   Router router_;
+  std::unique_ptr<storage::Env> db_;
+  std::unique_ptr<modules::Host> host_;
   std::vector<std::pair<std::unique_ptr<net::Listener>, bool>> listeners_;
   std::unordered_map<C2sStream*, std::unique_ptr<C2sStream>> streams_;
   std::vector<std::unique_ptr<C2sStream>> graveyard_;

@@ -172,8 +172,12 @@ def test_directed_presence_to_full_jid(login):
     assert got.get("from") == "alice@localhost/a1", show(got)
 
 
-def test_message_to_offline_user_service_unavailable(login):
-    alice = login("alice", "a1")
+def test_message_to_offline_user_without_offline_storage_bounces(make_server):
+    # With the offline module switched off, RFC 6121 §8.5.2.2.1: no storage,
+    # so the sender is told.
+    server = make_server(overrides={"modules": {"disabled": "offline"}})
+    alice = XmppClient.login(server, "alice", USERS["alice"], resource="a1")
+    server.clients.append(alice)
     alice.message("carol@localhost", "are you there?", msg_id="m-off")
     err = alice.wait_message(is_error_for("m-off"), what="the error for m-off")
     assert stanza_error_condition(err) == "service-unavailable", show(err)

@@ -90,11 +90,37 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
   std::vector<std::string> got;
   for (const KeyInfo& k : schema())
     got.push_back(std::string(k.section) + "." + k.name);
-  EXPECT_EQ(got, (std::vector<std::string>{"server.domain", "server.data_dir", "server.admins",
-                                           "server.user", "tls.certificate", "tls.key",
-                                           "c2s.interfaces", "c2s.port", "c2s.direct_tls_port",
-                                           "c2s.max_stanza_size", "c2s.pre_auth_timeout",
-                                           "auth.scram_iterations", "sandbox.mode", "log.level"}));
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "server.domain",
+                     "server.data_dir",
+                     "server.admins",
+                     "server.user",
+                     "server.expose_version",
+                     "tls.certificate",
+                     "tls.key",
+                     "c2s.interfaces",
+                     "c2s.port",
+                     "c2s.direct_tls_port",
+                     "c2s.max_stanza_size",
+                     "c2s.pre_auth_timeout",
+                     "c2s.ping_interval",
+                     "c2s.ping_timeout",
+                     "auth.scram_iterations",
+                     "sandbox.mode",
+                     "log.level",
+                     "modules.disabled",
+                     "roster.max_items",
+                     "offline.max_messages",
+                     "vcard.max_size",
+                     "private.max_size",
+                     "register.logout_on_password_change",
+                     "contact.abuse",
+                     "contact.admin",
+                     "contact.feedback",
+                     "contact.sales",
+                     "contact.security",
+                     "contact.support",
+                 }));
   for (const KeyInfo& k : schema()) {
     EXPECT_NE(std::string(k.doc), "") << k.name;
     EXPECT_EQ(std::string(k.doc).find('\n'), std::string::npos) << k.name;
@@ -104,10 +130,11 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
       EXPECT_STREQ(k.default_value, "") << k.name;
     }
   }
-  EXPECT_EQ(schema()[7].type, KeyType::kInt);
+  EXPECT_EQ(schema()[8].type, KeyType::kInt);
   EXPECT_EQ(schema()[2].type, KeyType::kList);
-  EXPECT_EQ(schema()[12].type, KeyType::kEnum);
-  EXPECT_EQ(schema()[13].type, KeyType::kEnum);
+  EXPECT_EQ(schema()[4].type, KeyType::kBool);
+  EXPECT_EQ(schema()[15].type, KeyType::kEnum);
+  EXPECT_EQ(schema()[16].type, KeyType::kEnum);
   EXPECT_EQ(schema()[0].type, KeyType::kString);
   EXPECT_TRUE(schema()[0].required);
 }
@@ -272,23 +299,27 @@ TEST(ConfigErrorTest, KeyBeforeAnySection) {
 TEST(ConfigErrorTest, UnknownSection) {
   EXPECT_EQ(error_after_minimal("[cs2]\n"),
             "hearth.ini:3: unknown section [cs2]; did you mean [c2s]? (sections: [server], "
-            "[tls], [c2s], [auth], [sandbox], [log])");
+            "[tls], [c2s], [auth], [sandbox], [log], [modules], [roster], [offline], [vcard], "
+            "[private], [register], [contact])");
   EXPECT_EQ(error_after_minimal("\n[storage]\n"),
             "hearth.ini:4: unknown section [storage]; sections are: [server], [tls], [c2s], "
-            "[auth], [sandbox], [log]");
+            "[auth], [sandbox], [log], [modules], [roster], [offline], [vcard], [private], "
+            "[register], [contact]");
   // Section names are case-sensitive like keys.
   EXPECT_EQ(error_of("[Server]\n"),
             "hearth.ini:1: unknown section [Server]; did you mean [server]? (sections: [server], "
-            "[tls], [c2s], [auth], [sandbox], [log])");
+            "[tls], [c2s], [auth], [sandbox], [log], [modules], [roster], [offline], [vcard], "
+            "[private], [register], [contact])");
 }
 
 TEST(ConfigErrorTest, UnknownKeyWithTypoSuggestion) {
   EXPECT_EQ(error_after_minimal("[c2s]\ninterfaces = *\n\n\nprot = 5222\n"),
             "hearth.ini:7: unknown key 'prot' in [c2s]; did you mean 'port'? (keys in [c2s]: "
-            "interfaces, port, direct_tls_port, max_stanza_size, pre_auth_timeout)");
+            "interfaces, port, direct_tls_port, max_stanza_size, pre_auth_timeout, ping_interval, "
+            "ping_timeout)");
   EXPECT_EQ(error_of("[server]\ndomian = example.org\n"),
             "hearth.ini:2: unknown key 'domian' in [server]; did you mean 'domain'? (keys in "
-            "[server]: domain, data_dir, admins, user)");
+            "[server]: domain, data_dir, admins, user, expose_version)");
   EXPECT_EQ(error_after_minimal("[auth]\nscram_iteration = 5000\n"),
             "hearth.ini:4: unknown key 'scram_iteration' in [auth]; did you mean "
             "'scram_iterations'? (keys in [auth]: scram_iterations)");
@@ -297,7 +328,7 @@ TEST(ConfigErrorTest, UnknownKeyWithTypoSuggestion) {
 TEST(ConfigErrorTest, UnknownKeyWithoutSuggestion) {
   EXPECT_EQ(error_after_minimal("[c2s]\nwebsocket = yes\n"),
             "hearth.ini:4: unknown key 'websocket' in [c2s]; keys in [c2s]: interfaces, port, "
-            "direct_tls_port, max_stanza_size, pre_auth_timeout");
+            "direct_tls_port, max_stanza_size, pre_auth_timeout, ping_interval, ping_timeout");
 }
 
 TEST(ConfigErrorTest, KnownKeyInWrongSection) {
@@ -478,10 +509,51 @@ TEST(ConfigErrorTest, MissingRequiredKey) {
             "example.org");
 }
 
+TEST(ConfigErrorTest, ModuleKeys) {
+  Result<Config> ok = parse(
+      "[server]\ndomain = example.org\nexpose_version = true\n[roster]\nmax_items = 50\n"
+      "[register]\nlogout_on_password_change = no\n[contact]\nabuse = mailto:a@example.org, "
+      "xmpp:abuse@example.org\n",
+      "hearth.ini");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_TRUE(ok->expose_version);
+  EXPECT_EQ(ok->roster.max_items, 50u);
+  EXPECT_EQ(ok->offline.max_messages, 1000u);
+  EXPECT_FALSE(ok->account.logout_on_password_change);
+  EXPECT_EQ(ok->contact.abuse,
+            (std::vector<std::string>{"mailto:a@example.org", "xmpp:abuse@example.org"}));
+  EXPECT_EQ(error_after_minimal("[server]\n[contact]\nsupport = support@example.org\n"),
+            "hearth.ini:5: 'support' entry 'support@example.org' is not a URI starting with "
+            "mailto:, xmpp:, https://, http://, tel: or sip:; write e.g. support = "
+            "mailto:support@example.org, xmpp:support@example.org");
+  EXPECT_EQ(error_after_minimal("[roster]\nmax_items = 0\n"),
+            "hearth.ini:4: 'max_items' must be an integer between 1 and 100000, got '0'; write "
+            "e.g. max_items = 1000");
+  EXPECT_EQ(error_of("[server]\ndomain = example.org\nexpose_version = maybe\n"),
+            "hearth.ini:3: 'expose_version' must be true or false, got 'maybe'; write e.g. "
+            "expose_version = false");
+  // [modules] disabled names only modules of this build.
+  Result<Config> bad =
+      parse("[server]\ndomain = example.org\n[modules]\ndisabled = nosuch\n", "hearth.ini");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message.rfind("hearth.ini:4: 'disabled' names 'nosuch', which is not a "
+                                      "module of this build; ",
+                                      0),
+            0u)
+      << bad.error().message;
+  for (std::string_view name : compiled_module_names()) {
+    Result<Config> off =
+        parse("[server]\ndomain = example.org\n[modules]\ndisabled = " + std::string(name) + "\n",
+              "hearth.ini");
+    ASSERT_TRUE(off.ok()) << off.error().message;
+    EXPECT_FALSE(off->module_enabled(name));
+  }
+}
+
 TEST(ConfigErrorTest, StopsAtFirstError) {
   EXPECT_EQ(error_of("[server]\ndomain = example.org\nprot = 1\n[nope]\n"),
             "hearth.ini:3: unknown key 'prot' in [server]; keys in [server]: domain, data_dir, "
-            "admins, user");
+            "admins, user, expose_version");
 }
 
 TEST(ConfigErrorTest, FileNameLabelsMessages) {
@@ -527,10 +599,12 @@ TEST_F(ConfigFileTest, ErrorsNameThePath) {
   std::string path = write("h.ini", "[server]\ndomain = example.org\n[c2s]\nprot = 7000\n");
   Result<Config> r = load_file(path);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().message,
-            path +
-                ":4: unknown key 'prot' in [c2s]; did you mean 'port'? (keys in [c2s]: "
-                "interfaces, port, direct_tls_port, max_stanza_size, pre_auth_timeout)");
+  EXPECT_EQ(
+      r.error().message,
+      path +
+          ":4: unknown key 'prot' in [c2s]; did you mean 'port'? (keys in [c2s]: "
+          "interfaces, port, direct_tls_port, max_stanza_size, pre_auth_timeout, ping_interval, "
+          "ping_timeout)");
 }
 
 TEST_F(ConfigFileTest, MissingFile) {
