@@ -22,8 +22,10 @@ constexpr char kMessageTag = 'm';
 Result<Meta> scan_meta(storage::Txn& txn, storage::Dbi dbi, std::string_view user) {
   Meta meta;
   const std::string prefix = message_prefix(user);
-  Status s = txn.for_each(dbi, prefix, [&](std::string_view key, std::string_view) {
+  Status s = txn.for_each(dbi, prefix, [&](std::string_view key, std::string_view value) {
     ++meta.count;
+    Result<StoredMessage> m = decode_message(value);
+    meta.bytes += m ? m->xml.size() : value.size();
     if (key.size() == prefix.size() + 8) {
       std::optional<uint64_t> seq = storage::decode_u64(key.substr(prefix.size()));
       if (seq && *seq >= meta.next_seq) meta.next_seq = *seq + 1;
@@ -63,7 +65,12 @@ std::string message_key(std::string_view user, uint64_t seq) {
 }
 
 std::string encode_meta(const Meta& meta) {
-  return storage::Writer().u8(kMetaVersion).u64(meta.next_seq).u32(meta.count).take();
+  return storage::Writer()
+      .u8(kMetaVersion)
+      .u64(meta.next_seq)
+      .u32(meta.count)
+      .u64(meta.bytes)
+      .take();
 }
 
 Result<Meta> decode_meta(std::string_view value) {
@@ -73,6 +80,7 @@ Result<Meta> decode_meta(std::string_view value) {
   r.u8(&version);
   r.u64(&meta.next_seq);
   r.u32(&meta.count);
+  r.u64(&meta.bytes);
   if (Status s = r.finish(); !s) return s.error();
   if (version != kMetaVersion) return make_error("unknown offline meta version");
   return meta;
@@ -144,12 +152,14 @@ std::string serialize_with_delay(xml::Element& message, std::string_view domain,
 }
 
 Result<StoreOutcome> store(storage::Env& env, storage::Dbi dbi, std::string_view user,
-                           std::string_view xml, uint64_t stamp, uint32_t max_messages) {
+                           std::string_view xml, uint64_t stamp, uint32_t max_messages,
+                           uint64_t max_bytes) {
   StoreOutcome outcome = StoreOutcome::kStored;
   Status s = env.write([&](storage::WriteTxn& txn) -> Status {
     Result<Meta> meta = load_meta(txn, dbi, user);
     if (!meta) return meta.error();
-    if (meta->count >= max_messages) {
+    if (meta->count >= max_messages || xml.size() > max_bytes ||
+        meta->bytes > max_bytes - xml.size()) {
       outcome = StoreOutcome::kFull;
       return {};
     }
@@ -157,6 +167,7 @@ Result<StoreOutcome> store(storage::Env& env, storage::Dbi dbi, std::string_view
     txn.put(dbi, message_key(user, meta->next_seq), encode_message(stamp, xml));
     ++meta->next_seq;
     ++meta->count;
+    meta->bytes += xml.size();
     txn.put(dbi, meta_key(user), encode_meta(*meta));
     return {};
   });

@@ -4,7 +4,8 @@
 // sends initial presence with priority >= 0; then it is deleted.
 //
 // Keys (all under user_key(localpart), so account deletion removes them):
-//   localpart \0 'c'                -> Meta: u8 version, u64 next_seq, u32 count
+//   localpart \0 'c'                -> Meta: u8 version, u64 next_seq, u32 count,
+//                                      u64 bytes
 //   localpart \0 'm' u64 BE seq     -> Message: u8 version, u64 stamp, bytes xml
 // The big-endian sequence keeps LMDB's byte order equal to arrival order.
 //
@@ -16,7 +17,11 @@
 //     core answers service-unavailable as for a server without offline storage.
 //   - headline, groupchat, error: never stored (the core drops or bounces).
 //   - [offline] max_messages = 0: nothing is stored (service-unavailable);
-//     a full queue answers <resource-constraint/> of type 'wait'.
+//     a full queue answers <resource-constraint/> of type 'wait'. The queue is
+//     also full at kMaxStoredBytes: all of it is sent at once at login and must
+//     fit well within a connection's output buffer (net::Connection::kMaxBuffered,
+//     4 MiB, beyond which the stream is closed and the messages would be lost);
+//     it also bounds what one sender can make a small board's disk hold.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +41,7 @@ inline constexpr std::string_view kNsHints = "urn:xmpp:hints";
 inline constexpr std::string_view kNsChatStates = "http://jabber.org/protocol/chatstates";
 inline constexpr uint8_t kMetaVersion = 1;
 inline constexpr uint8_t kMessageVersion = 1;
+inline constexpr uint64_t kMaxStoredBytes = uint64_t{2} << 20;  // per account
 
 // ---- keys and values ----
 std::string meta_key(std::string_view user);
@@ -45,6 +51,7 @@ std::string message_key(std::string_view user, uint64_t seq);
 struct Meta {
   uint64_t next_seq = 0;  // sequence number of the next stored message
   uint32_t count = 0;     // messages stored now
+  uint64_t bytes = 0;     // their serialised size
   bool operator==(const Meta&) const = default;
 };
 std::string encode_meta(const Meta& meta);
@@ -75,10 +82,12 @@ std::string serialize_with_delay(xml::Element& message, std::string_view domain,
 
 // ---- storage ----
 enum class StoreOutcome { kStored, kFull };
-// Appends one message for `user` unless `max_messages` are stored already.
-// Committed durably when it returns kStored.
+// Appends one message for `user` unless `max_messages` are stored already
+// or it would take the stored XML over `max_bytes`. Committed durably when it
+// returns kStored.
 Result<StoreOutcome> store(storage::Env& env, storage::Dbi dbi, std::string_view user,
-                           std::string_view xml, uint64_t stamp, uint32_t max_messages);
+                           std::string_view xml, uint64_t stamp, uint32_t max_messages,
+                           uint64_t max_bytes = kMaxStoredBytes);
 // Every stored message of `user` in arrival order (XML only), deleted in the
 // same committed transaction. Undecodable records are deleted and skipped.
 Result<std::vector<std::string>> take_all(storage::Env& env, storage::Dbi dbi,

@@ -39,16 +39,18 @@ TEST(OfflineKeys, ByteOrderIsArrivalOrder) {
 }
 
 TEST(OfflineCodec, MetaRoundTripsAndIsExact) {
-  Meta m{0x1122334455667788ULL, 0xA0B0C0D0u};
+  Meta m{0x1122334455667788ULL, 0xA0B0C0D0u, 0x0102030405060708ULL};
   std::string v = encode_meta(m);
-  EXPECT_EQ(v, "\x01\x11\x22\x33\x44\x55\x66\x77\x88\xA0\xB0\xC0\xD0"s);
+  EXPECT_EQ(v,
+            "\x01\x11\x22\x33\x44\x55\x66\x77\x88\xA0\xB0\xC0\xD0"
+            "\x01\x02\x03\x04\x05\x06\x07\x08"s);
   auto back = decode_meta(v);
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(*back, m);
 }
 
 TEST(OfflineCodec, MetaRejectsTruncatedTrailingAndUnknownVersion) {
-  std::string v = encode_meta(Meta{5, 3});
+  std::string v = encode_meta(Meta{5, 3, 100});
   EXPECT_FALSE(decode_meta(v.substr(0, v.size() - 1)));
   EXPECT_FALSE(decode_meta(v + "x"));
   EXPECT_FALSE(decode_meta(""));
@@ -247,6 +249,21 @@ TEST_F(OfflineStore, CapRefusesBeyondMaxAndKeepsTheStoredOnes) {
   EXPECT_EQ(take("bob"), (std::vector<std::string>{"<m5/>"}));
 }
 
+TEST_F(OfflineStore, CapRefusesBeyondMaxBytes) {
+  const std::string ten(10, 'x');
+  EXPECT_EQ(store(*env_, dbi_, "bob", ten, 1, 100, 25).value(), StoreOutcome::kStored);
+  EXPECT_EQ(store(*env_, dbi_, "bob", ten, 1, 100, 25).value(), StoreOutcome::kStored);
+  EXPECT_EQ(store(*env_, dbi_, "bob", ten, 1, 100, 25).value(), StoreOutcome::kFull);
+  EXPECT_EQ(store(*env_, dbi_, "bob", "12345", 1, 100, 25).value(), StoreOutcome::kStored);
+  EXPECT_EQ(store(*env_, dbi_, "bob", "1", 1, 100, 25).value(), StoreOutcome::kFull);
+  // One message larger than the whole budget never fits.
+  EXPECT_EQ(store(*env_, dbi_, "eve", std::string(26, 'y'), 1, 100, 25).value(),
+            StoreOutcome::kFull);
+  EXPECT_EQ(take("bob"), (std::vector<std::string>{ten, ten, "12345"}));
+  EXPECT_EQ(store(*env_, dbi_, "bob", std::string(25, 'z'), 1, 100, 25).value(),
+            StoreOutcome::kStored);
+}
+
 TEST_F(OfflineStore, UsersAreSeparate) {
   put("al", "<a1/>");
   put("alice", "<b1/>");
@@ -264,7 +281,10 @@ TEST_F(OfflineStore, BrokenMetaIsRebuiltFromTheMessages) {
     return {};
   }));
   EXPECT_EQ(stored("bob"), 2u);
-  put("bob", "<m3/>");  // must not overwrite sequence 0 or 1
+  // The rebuilt byte count is the messages' size (2 x 5): 7 bytes left of 17.
+  EXPECT_EQ(store(*env_, dbi_, "bob", "<m3/>", 1, 100, 17).value(), StoreOutcome::kStored);
+  EXPECT_EQ(store(*env_, dbi_, "bob", "<m4/>", 1, 100, 17).value(), StoreOutcome::kFull);
+  // ... and must not overwrite sequence 0 or 1.
   EXPECT_EQ(take("bob"), (std::vector<std::string>{"<m1/>", "<m2/>", "<m3/>"}));
 }
 
