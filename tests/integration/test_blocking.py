@@ -474,6 +474,9 @@ def test_malformed_requests_get_errors_and_stream_stays_up(server, login):
              "jid-malformed", "modify")
     iq_error(alice, "set", "<block xmlns='%s'><item jid='%s/%s'/></block>"
              % (ns, BOB, "r" * 1100), "jid-malformed", "modify")
+    # Valid, but too long to be a key of the table.
+    iq_error(alice, "set", "<block xmlns='%s'><item jid='%s/%s'/></block>"
+             % (ns, BOB, "r" * 600), "not-acceptable", "modify")
     # Unknown children and elements.
     iq_error(alice, "set", "<block xmlns='%s'><jid>%s</jid></block>" % (ns, BOB), "bad-request",
              "modify")

@@ -90,9 +90,10 @@ TEST_F(BlockingStore, AddReportsOnlyNewItemsAndKeysAreUserPrefixed) {
 TEST_F(BlockingStore, MatchesFullBareAndDomainItems) {
   Strings added;
   bool full = false;
-  ASSERT_TRUE(list_->add("alice",
-                         {"bob@localhost", "carol@localhost/phone", "evil.example", "host.org/bot"},
-                         100, &added, &full)
+  ASSERT_TRUE(list_
+                  ->add("alice",
+                        {"bob@localhost", "carol@localhost/phone", "evil.example", "host.org/bot"},
+                        100, &added, &full)
                   .ok());
   EXPECT_TRUE(list_->matches("alice", jid("bob@localhost")));
   EXPECT_TRUE(list_->matches("alice", jid("bob@localhost/any")));
