@@ -1,14 +1,17 @@
 """Service discovery (XEP-0030), entity capabilities in the stream features
 (XEP-0115) and server contact addresses (XEP-0157)."""
 
+import asyncio
 import base64
 import hashlib
+import time
 
 import pytest
 
 from conftest import USERS
 from hearthtest import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, XmppClient, bare_jid, show,
                         stanza_error_condition, tag)
+from test_login import TIMEOUT, loop, make_xmpp, start_session, stop  # noqa: F401 (loop: fixture)
 
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 NS_CAPS = "http://jabber.org/protocol/caps"
@@ -230,4 +233,50 @@ def test_malformed_disco_query(server, login, ns, to):
     r = alice.iq("get", "<query xmlns='%s'><junk/></query>" % ns, to=to)
     assert r.get("type") == "result", show(r)  # unknown children are ignored
     alice.assert_ping()
+    server.assert_alive()
+
+
+def test_slixmpp_verifies_caps_and_queries_services(make_server, loop):  # noqa: F811
+    """slixmpp checks the server's caps ver (from the stream features) against
+    the node#ver disco#info, with a XEP-0157 form in it, and uses the
+    XEP-0092/0199/0202/0012 plugins."""
+    server = make_server({"contact": {"admin": "xmpp:admin@localhost",
+                                      "abuse": "mailto:abuse@example.org"}})
+
+    async def run():
+        x = make_xmpp("alice@localhost/slix", USERS["alice"])
+        for plugin in ("xep_0004", "xep_0030", "xep_0115", "xep_0092", "xep_0199", "xep_0202",
+                       "xep_0012"):
+            x.register_plugin(plugin)
+        try:
+            assert await start_session(x, server.starttls_port) == "session"
+            ver = None
+            for _ in range(100):
+                ver = await x["xep_0115"].get_verstring(DOMAIN)
+                if ver:
+                    break
+                await asyncio.sleep(0.05)
+            assert ver, "slixmpp did not accept the server's caps (hash mismatch?)"
+            info = await x["xep_0030"].get_info(DOMAIN, timeout=TIMEOUT)
+            assert ("server", "im", None, "Hearth") in info["disco_info"]["identities"]
+            assert "http://jabber.org/protocol/disco#info" in info["disco_info"]["features"]
+            form = info["disco_info"]["form"]
+            admin = form.get_fields()["admin-addresses"].get_value(convert=False)
+            assert admin in ("xmpp:admin@localhost", ["xmpp:admin@localhost"]), str(info)
+            version = await x["xep_0092"].get_version(DOMAIN, timeout=TIMEOUT)
+            assert version["software_version"]["name"] == "Hearth", str(version)
+            assert not version["software_version"]["version"], str(version)
+            rtt = await x["xep_0199"].ping(DOMAIN, timeout=TIMEOUT)
+            assert rtt >= 0
+            t = await x["xep_0202"].get_entity_time(DOMAIN, timeout=TIMEOUT)
+            # (slixmpp's stanza parses neither <tzo/> nor a <utc/> with its
+            # mandatory 'Z': read the XML.)
+            utc = t.xml.findtext("{urn:xmpp:time}time/{urn:xmpp:time}utc")
+            assert utc.endswith("Z") and utc[:4] == time.strftime("%Y", time.gmtime()), str(t)
+            last = await x["xep_0012"].get_last_activity(DOMAIN, timeout=TIMEOUT)
+            assert int(last["last_activity"]["seconds"]) >= 0, str(last)
+        finally:
+            await stop(x)
+
+    loop.run_until_complete(run())
     server.assert_alive()
