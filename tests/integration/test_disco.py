@@ -4,6 +4,8 @@
 import asyncio
 import base64
 import hashlib
+import os
+import signal
 import time
 
 import pytest
@@ -178,6 +180,28 @@ def test_contact_addresses_form(make_server):
     plain = caps_ver(q)
     q.remove(q.find(tag(NS_DATA, "x")))
     assert caps_ver(q) != plain
+    server.assert_alive()
+
+
+def test_reload_changes_contact_form_and_caps(server, login):
+    """SIGHUP with new [contact] addresses: the disco#info and the caps of new
+    streams change together."""
+    alice = login("alice")
+    old_ver = alice.features.find(tag(NS_CAPS, "c")).get("ver")
+    server.settings["contact"] = {"feedback": "https://example.org/feedback"}
+    server.write_config()
+    os.kill(server.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "configuration reloaded" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.02)
+    bob = login("bob")
+    q = result_query(info(bob))
+    assert forms(q) == {SERVERINFO: {"feedback-addresses": ["https://example.org/feedback"]}}
+    new_ver = bob.features.find(tag(NS_CAPS, "c")).get("ver")
+    assert new_ver != old_ver and new_ver == caps_ver(q)
+    # The old node#ver is no longer known.
+    assert_error(info(bob, node="https://hearth.im#" + old_ver), "item-not-found", "cancel")
     server.assert_alive()
 
 
