@@ -337,3 +337,28 @@ def test_msgoffline_is_advertised(server, login):
     features = [f.get("var") for f in reply.iter(tag(NS_DISCO_INFO, "feature"))]
     assert "msgoffline" in features, show(reply)
     server.assert_alive()
+
+
+def test_deleted_account_loses_its_offline_messages(server, login):
+    alice = login("alice", "desk")
+    send_message(alice, "bob@localhost", "for the old bob")
+    send_message(alice, "carol@localhost", "for carol")
+    alice.assert_ping()
+    assert offline_records(server) >= 2
+    server.del_user("bob")
+    # Only carol's queue is left (one message and its bookkeeping).
+    deadline = time.time() + 5
+    while offline_records(server) > 2 and time.time() < deadline:
+        time.sleep(0.1)
+    assert offline_records(server) == 2
+    server.add_user("bob", USERS["bob"])
+    bob = login("bob")
+    go_online(bob)
+    bob.expect_nothing(0.7, pred=is_message)
+    carol = login("carol")
+    go_online(carol)
+    el = carol.wait_message(what="carol's stored message")
+    assert body_of(el) == "for carol", show(el)
+    for c in (alice, bob, carol):
+        c.assert_ping()
+    server.assert_alive()
