@@ -3,6 +3,7 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "modules/registry.h"
 #include "net/tls.h"
 #include "sandbox/sandbox.h"
 
@@ -39,6 +40,11 @@ int cmd_check(const Args& args) {
         cfg->sandbox_log ? "LOG ONLY (violations are logged, not stopped)" : "enforce",
         landlock > 0 ? ("ABI " + std::to_string(landlock)).c_str() : "not offered by this kernel");
     printf("  %s\n", sandbox::describe(role).c_str());
+  }
+  // The compiled-in modules and which the INI switches off (ARCHITECTURE.md §3).
+  printf("modules:\n");
+  for (const modules::ModuleDef* m : modules::all_modules()) {
+    printf("  %-10s %s  %s\n", m->name, cfg->module_enabled(m->name) ? "on " : "OFF", m->doc);
   }
   if (cfg->sandbox_log)
     fprintf(stderr,

@@ -12,12 +12,16 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "core/loop.h"
 #include "ipc/frame.h"
 #include "ipc/messages.h"
+#include "modules/host.h"
 #include "proc/privdrop.h"
 #include "proc/proc.h"
+#include "storage/env.h"
 #include "xmpp/account_store.h"
 #include "xmpp/jid.h"
+#include "xmpp/router.h"
 
 namespace hearth::cli {
 namespace {
@@ -155,6 +159,32 @@ Result<bool> ask_server(const std::string& path, ipc::AccountRequest* request,
 
 }  // namespace
 
+// The server is not running: do what its reactor would do when an account
+// is removed. The modules clean up after the user (e.g. the contacts'
+// rosters), then every key of the user goes from every table of data.mdb.
+Status forget_user(const config::Config& cfg, xmpp::AccountStore& accounts,
+                   const std::string& username) {
+  storage::EnvOptions options;
+  options.dbs = modules::Host::all_tables();
+  Result<std::unique_ptr<storage::Env>> db = storage::Env::open(cfg.data_path(), options);
+  if (!db.ok()) return db.error();
+  Result<std::unique_ptr<core::Loop>> loop = core::Loop::create();
+  if (!loop.ok()) return loop.error();
+  xmpp::Router router(cfg.domain);
+  modules::Host::Deps deps;
+  deps.config = &cfg;
+  deps.loop = loop->get();
+  deps.router = &router;
+  deps.db = db->get();
+  Result<std::unique_ptr<modules::Host>> host = modules::Host::create(deps);
+  if (!host.ok()) return host.error();
+  Result<std::vector<std::string>> names = accounts.list();
+  if (!names.ok()) return names.error();
+  (*host)->set_users(std::move(names.value()));
+  (*host)->account_removed(username);
+  return {};
+}
+
 int cmd_user(const std::string& action, const Args& args) {
   bool needs_jid = action == "add" || action == "passwd" || action == "del";
   if (!needs_jid && action != "list")
@@ -221,6 +251,7 @@ int cmd_user(const std::string& action, const Args& args) {
       names = std::move(all.value());
     } else if (action == "del") {
       s = accounts.remove(username);
+      if (s.ok()) s = forget_user(*cfg, accounts, username);
     } else if (action == "add") {
       s = accounts.create(username, password.value, cfg->scram_iterations);
     } else {

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -450,6 +451,15 @@ int run_monitor(const std::string& config_path) {
   }
   log_set_level(cfg->log_level);
   HEARTH_INFO("server", "hearth %s starting with %s", HEARTH_VERSION, config_path.c_str());
+  // One descriptor per client: take the hard limit (inherited by the
+  // children), since the soft default of 1024 would cap the reactor at
+  // about a thousand connections.
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+      HEARTH_WARN("server", "raising the open-file limit: %s", strerror(errno));
+  }
   // Children read the INI through this descriptor, so the file need not be
   // readable by the service user, and all processes see the same text.
   int config_fd = open(config_path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -8,7 +8,9 @@ Reports, for the real binary on loopback:
   - RSS and PSS idle per process (monitor, reactor, keyholder, auth), and
     with N clients logged in (TLS + SCRAM + bind) and available, and the RSS
     cost per client,
-  - login latency: the median of 200 sequential logins.
+  - login latency: the median of 200 sequential logins,
+  - RSS with 1000 users logged in and available, each with 50 roster items
+    (issue 4's figure; --roster-users/--roster-items change it).
 Numbers only; no pass/fail thresholds (these machines are noisy).
 """
 
@@ -144,12 +146,74 @@ def startup_ms(rounds):
     return times
 
 
+def roster_footprint(users, items):
+    """RSS with `users` accounts logged in, each with `items` roster items."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < users + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, users + 200), hard))
+    srv = hearthtest.HearthServer(overrides={"auth": {"scram_iterations": "4096"}},
+                                  log_level="info", name="bench-roster")
+    clients = []
+    try:
+        srv.start()
+        t0 = time.monotonic()
+        for i in range(users):
+            srv.add_user("r%d" % i, "pw-%d" % i)
+        print("created %d accounts in %.1f s" % (users, time.monotonic() - t0))
+        time.sleep(0.2)
+        idle = rss_kib(srv.proc.pid)
+        t0 = time.monotonic()
+        for i in range(users):
+            c = hearthtest.XmppClient.login(srv, "r%d" % i, "pw-%d" % i, resource="bench")
+            clients.append(c)
+            sets = []
+            for k in range(1, items + 1):
+                contact = "r%d@%s" % ((i + k) % users, hearthtest.DOMAIN)
+                sets.append("<iq type='set' id='r%d'><query xmlns='jabber:iq:roster'>"
+                            "<item jid='%s' name='Contact %d'><group>Bench</group></item>"
+                            "</query></iq>" % (k, contact, k))
+            c.send("".join(sets))
+            for k in range(1, items + 1):
+                c.wait_for(lambda el, k=k: el.get("id") == "r%d" % k and el.get("type") == "result",
+                           what="roster set result r%d" % k)
+            c.send("<presence/>")
+        t1 = time.monotonic()
+        for c in clients:
+            c.wait_for(lambda el: hearthtest.local(el.tag) == "presence", what="own presence")
+        time.sleep(0.5)
+        loaded = rss_kib(srv.proc.pid)
+        print("%d users logged in and available, %d roster items each (%d items), set up in "
+              "%.1f s: RSS %d KiB in all (%.1f KiB per user over idle %d KiB)"
+              % (users, items, users * items, t1 - t0, loaded,
+                 (loaded - idle) / float(users), idle))
+        report_processes(srv.proc.pid, "%d users x %d items" % (users, items))
+        data = os.path.join(srv.data_dir, "data.mdb")
+        if os.path.exists(data):
+            print("data.mdb: %d KiB on disk" % (os.path.getsize(data) // 1024))
+        srv.assert_alive()
+    finally:
+        for c in clients:
+            try:
+                c.close()
+            except Exception:
+                pass
+        srv.stop()
+        srv.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--starts", type=int, default=5)
     ap.add_argument("--logins", type=int, default=200)
+    ap.add_argument("--roster-users", type=int, default=1000)
+    ap.add_argument("--roster-items", type=int, default=50)
+    ap.add_argument("--only-roster", action="store_true")
     args = ap.parse_args()
+    if args.only_roster:
+        roster_footprint(args.roster_users, args.roster_items)
+        return
     binary = hearthtest.hearth_bin()
     print("binary: %s" % binary)
     print("binary size: %d bytes unstripped, %d bytes stripped"
@@ -198,6 +262,8 @@ def main():
                 pass
         srv.stop()
         srv.cleanup()
+    if args.roster_users > 0:
+        roster_footprint(args.roster_users, args.roster_items)
 
 
 if __name__ == "__main__":
