@@ -133,6 +133,15 @@ def test_password_change_kicks_other_sessions(server, to):
     server.assert_alive()
 
 
+def test_password_of_1024_bytes_is_accepted(server):
+    alice = login(server, "alice")
+    pw = "\u00e9" * 512  # 1024 bytes of UTF-8
+    r = change_password(alice, "alice", pw)
+    assert r.get("type") == "result", show(r)
+    login(server, "alice", pw).assert_ping()
+    server.assert_alive()
+
+
 def test_password_change_keeps_sessions_when_configured(make_server):
     server = make_server({"register": {"logout_on_password_change": "false"}})
     a1 = login(server, "alice", resource="one")
@@ -155,6 +164,8 @@ def test_password_change_errors(server):
         ("<password>x-secret</password>", "bad-request"),
         ("<username>alice</username><password></password>", "not-acceptable"),
         ("<username>alice</username><password/>", "not-acceptable"),
+        # Longer than the auth worker takes (1024 bytes): refused before it.
+        ("<username>alice</username><password>%s</password>" % ("p" * 1025), "not-acceptable"),
         ("<username>alice</username><password>x</password><email>a@b</email>", "bad-request"),
         ("<remove/><username>alice</username>", "bad-request"),
         ("", "bad-request"),
@@ -168,7 +179,8 @@ def test_password_change_errors(server):
     assert r.get("type") == "error", show(r)
     alice.assert_ping()
     bob.assert_ping()
-    # Nothing changed.
+    # Nothing changed, and the auth worker never died.
+    assert "exited" not in server.log_text(), server.log_tail()
     login(server, "alice").assert_ping()
     login(server, "bob").assert_ping()
     server.assert_alive()

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "ipc/messages.h"
 #include "modules/module.h"
 #include "xmpp/jid.h"
 #include "xmpp/router.h"
@@ -89,6 +90,12 @@ class Register final : public Module {
     }
     if (secret.empty()) {
       ctx_.error(ev, "modify", "not-acceptable", "The password must not be empty");
+      return;
+    }
+    // The auth worker refuses (and dies on) a longer one.
+    if (secret.size() > ipc::kMaxPassword) {
+      sodium_memzero(secret.data(), secret.size());
+      ctx_.error(ev, "modify", "not-acceptable", "The password is too long");
       return;
     }
     IqReply reply = Context::reply_to(ev);
