@@ -337,7 +337,7 @@ void Host::route(xml::Element& stanza, xmpp::Session& origin) {
   if (has_to) {
     Result<xmpp::Jid> parsed = xmpp::Jid::parse(to_attr);
     if (!parsed.ok()) {
-      deliver_reply(*error_reply(stanza, "modify", "jid-malformed", {}, nullptr, arena()), &origin);
+      refuse(stanza, &origin, "modify", "jid-malformed");
       ok = false;
     } else {
       to = std::move(parsed.value());
@@ -369,15 +369,11 @@ void Host::route(xml::Element& stanza, xmpp::Session& origin) {
       }
     } else if (to.domain() != config_->domain) {
       // Federation (s2s) arrives with its own issue.
-      if (kind != Kind::kPresence)
-        deliver_reply(
-            *error_reply(stanza, "cancel", "remote-server-not-found", {}, nullptr, arena()),
-            &origin);
+      if (kind != Kind::kPresence) refuse(stanza, &origin, "cancel", "remote-server-not-found");
     } else if (!to.has_local()) {
       // Messages and presence to the server itself: nothing consumes them.
       if (to.has_resource() && kind == Kind::kMessage)
-        deliver_reply(*error_reply(stanza, "cancel", "service-unavailable", {}, nullptr, arena()),
-                      &origin);
+        refuse(stanza, &origin, "cancel", "service-unavailable");
     } else {
       deliver_local(stanza, from, to, &origin);
     }
@@ -407,22 +403,20 @@ void Host::route_iq(xml::Element& iq, xmpp::Session& origin, const xmpp::Jid& to
     return;
   }
   if (has_to && to.domain() != config_->domain) {
-    deliver_reply(*error_reply(iq, "cancel", "remote-server-not-found", {}, nullptr, arena()),
-                  &origin);
+    refuse(iq, &origin, "cancel", "remote-server-not-found");
     return;
   }
   if (has_to && to.has_resource()) {
     if (to.has_local()) {
       deliver_local(iq, from, to, &origin);
     } else {
-      deliver_reply(*error_reply(iq, "cancel", "service-unavailable", {}, nullptr, arena()),
-                    &origin);
+      refuse(iq, &origin, "cancel", "service-unavailable");
     }
     return;
   }
   xml::Element* payload = iq.first_child();
   if (payload == nullptr) {
-    deliver_reply(*error_reply(iq, "modify", "bad-request", {}, nullptr, arena()), &origin);
+    refuse(iq, &origin, "modify", "bad-request");
     return;
   }
   const IqHandler* handler = nullptr;
@@ -443,8 +437,7 @@ void Host::route_iq(xml::Element& iq, xmpp::Session& origin, const xmpp::Jid& to
   } else {
     // RFC 6121 §8.5.2.1.3 / §8.5.1: the server answers for the account.
     if (!user_exists(to.local())) {
-      deliver_reply(*error_reply(iq, "cancel", "service-unavailable", {}, nullptr, arena()),
-                    &origin);
+      refuse(iq, &origin, "cancel", "service-unavailable");
       return;
     }
     StanzaEvent ev{iq, &origin, from, to, arena()};
@@ -455,7 +448,7 @@ void Host::route_iq(xml::Element& iq, xmpp::Session& origin, const xmpp::Jid& to
   }
   if (handler == nullptr) {
     // RFC 6120 §8.4: an IQ nobody handles.
-    deliver_reply(*error_reply(iq, "cancel", "service-unavailable", {}, nullptr, arena()), &origin);
+    refuse(iq, &origin, "cancel", "service-unavailable");
     return;
   }
   IqEvent ev{iq, *payload, &origin, from, target_jid, target, arena()};
@@ -483,8 +476,7 @@ void Host::deliver_local(xml::Element& stanza, const xmpp::Jid& from, const xmpp
   if (!user_exists(to.local())) {
     // RFC 6121 §8.5.1: no such account.
     if (origin != nullptr && ((kind == Kind::kMessage && type != "error") || request))
-      deliver_reply(*error_reply(stanza, "cancel", "service-unavailable", {}, nullptr, arena()),
-                    origin);
+      refuse(stanza, origin, "cancel", "service-unavailable");
     return;
   }
   StanzaEvent ev{stanza, origin, from, to, arena()};
@@ -502,12 +494,10 @@ void Host::deliver_local(xml::Element& stanza, const xmpp::Jid& from, const xmpp
         stanza.set_attr("to", bare.full());
         deliver_bare_message(stanza, from, bare, origin);
       } else if (type == "groupchat" && origin != nullptr) {
-        deliver_reply(*error_reply(stanza, "cancel", "service-unavailable", {}, nullptr, arena()),
-                      origin);
+        refuse(stanza, origin, "cancel", "service-unavailable");
       }
     } else if (request && origin != nullptr) {
-      deliver_reply(*error_reply(stanza, "cancel", "service-unavailable", {}, nullptr, arena()),
-                    origin);
+      refuse(stanza, origin, "cancel", "service-unavailable");
     }
     return;  // presence to an unavailable resource is dropped
   }
@@ -518,9 +508,7 @@ void Host::deliver_local(xml::Element& stanza, const xmpp::Jid& from, const xmpp
     return;
   }
   if (kind == Kind::kIq) {
-    if (request && origin != nullptr)
-      deliver_reply(*error_reply(stanza, "cancel", "service-unavailable", {}, nullptr, arena()),
-                    origin);
+    if (request && origin != nullptr) refuse(stanza, origin, "cancel", "service-unavailable");
     return;
   }
   deliver_bare_message(stanza, from, to, origin);
@@ -531,9 +519,7 @@ void Host::deliver_bare_message(xml::Element& stanza, const xmpp::Jid& from, con
   std::string_view type = stanza.attr("type");
   if (type == "error") return;  // RFC 6121 §8.5.2.1.1: silently ignored
   if (type == "groupchat") {
-    if (origin != nullptr)
-      deliver_reply(*error_reply(stanza, "cancel", "service-unavailable", {}, nullptr, arena()),
-                    origin);
+    if (origin != nullptr) refuse(stanza, origin, "cancel", "service-unavailable");
     return;
   }
   const std::vector<xmpp::Session*>& sessions = router_->resources(to.bare());
@@ -566,8 +552,7 @@ void Host::deliver_bare_message(xml::Element& stanza, const xmpp::Jid& from, con
   if (run_hooks(Kind::kMessage, Phase::kOffline, ev) == HookResult::kHandled) return;
   // RFC 6121 §8.5.2.2.1: no storage: chat/normal bounce, headline is dropped.
   if (type != "headline" && origin != nullptr)
-    deliver_reply(*error_reply(stanza, "cancel", "service-unavailable", {}, nullptr, arena()),
-                  origin);
+    refuse(stanza, origin, "cancel", "service-unavailable");
 }
 
 // ---- replies ----
@@ -591,6 +576,15 @@ xml::Element* Host::error_reply(const xml::Element& stanza, std::string_view typ
       if (at.ns.empty()) copy->set_attr(at.name, at.value);
   }
   return reply;
+}
+
+void Host::refuse(const xml::Element& stanza, xmpp::Session* origin, std::string_view type,
+                  std::string_view condition) {
+  // RFC 6120 §8.3.1: an error is never answered with an error, and a
+  // result needs no answer.
+  std::string_view t = stanza.attr("type");
+  if (t == "error" || (stanza.name == "iq" && t == "result")) return;
+  deliver_reply(*error_reply(stanza, type, condition, {}, nullptr, arena()), origin);
 }
 
 void Host::deliver_reply(xml::Element& reply, xmpp::Session* origin) {

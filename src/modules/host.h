@@ -143,6 +143,9 @@ class Host final : public Context {
                      xmpp::Session* origin);
   void deliver_bare_message(xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to,
                             xmpp::Session* origin);
+  // Answers `stanza` with a stanza error (never an error or a result).
+  void refuse(const xml::Element& stanza, xmpp::Session* origin, std::string_view type,
+              std::string_view condition);
   // Sends a reply built by the server to its (local, full) 'to'.
   void deliver_reply(xml::Element& reply, xmpp::Session* origin);
   xml::Element* error_reply(const xml::Element& stanza, std::string_view type,

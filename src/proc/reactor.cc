@@ -8,6 +8,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -39,6 +41,13 @@ class AuthAccounts final : public modules::AccountBackend {
 
   void set_password(const std::string& localpart, std::string password,
                     std::function<void(Status)> done) override {
+    if (password.size() > ipc::kMaxPassword) {
+      // The worker would take an over-long field as a protocol violation.
+      sodium_memzero(password.data(), password.size());
+      done(make_error("the password is longer than " + std::to_string(ipc::kMaxPassword) +
+                      " bytes"));
+      return;
+    }
     ipc::AccountRequest req;
     req.op = ipc::AccountRequest::Op::kSetPassword;
     req.username = localpart;
