@@ -429,11 +429,18 @@ def test_account_deletion_cleans_contacts(server, login):
     carol.send("<presence to='%s' type='subscribe'/>" % BOB)  # pending for bob
     wait_presence(bob, "subscribe", CAROL)
     carol.close()
+    reply = bob.iq("get", "<query xmlns='%s'/>" % NS_ROSTER)
+    old_ver = reply.find(tag(NS_ROSTER, "query")).get("ver")
     server.del_user("carol")
     server.del_user("alice")
     wait_presence(bob, "unavailable", "alice@localhost/a")
     assert state(push_item(bob, ALICE)) == ("remove", None, None)
     assert ALICE not in roster(bob)
+    # No key names alice any more, so a client that cached the roster
+    # before gets the full roster, not a delta (XEP-0237).
+    reply = bob.iq("get", "<query xmlns='%s' ver='%s'/>" % (NS_ROSTER, old_ver))
+    q = reply.find(tag(NS_ROSTER, "query"))
+    assert q is not None and ALICE not in [i.get("jid") for i in q], show(reply)
     bob2 = online(login, "bob", "b2")
     no_presence(bob2, "subscribe")  # carol's request went with her
     server.assert_alive()

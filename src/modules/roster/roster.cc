@@ -219,6 +219,13 @@ class RosterModule final : public Module, public RosterService, public RosterSto
   }
 
   Status remove(std::string_view user, std::string_view contact) override {
+    return remove_item(user, contact, true);
+  }
+
+  // Without a tombstone (the contact's account is gone and no key may name
+  // it any more), a delta cannot tell the removal: deltas from before it
+  // get the full roster instead ("f").
+  Status remove_item(std::string_view user, std::string_view contact, bool tombstone) {
     RosterItem gone;
     gone.jid.assign(contact);
     bool existed = false;
@@ -230,6 +237,10 @@ class RosterModule final : public Module, public RosterService, public RosterSto
       gone.version = *v;
       storage::Writer w;
       w.u64(*v);
+      if (!tombstone) {
+        t.put(meta_, meta_key(user, "f"), w.view());
+        return t.status();
+      }
       t.put(meta_, tombstone_key(user, contact), w.view());
       if (Status p = prune_tombstones(t, user); !p) return p;
       return t.status();
@@ -535,6 +546,8 @@ class RosterModule final : public Module, public RosterService, public RosterSto
     };
     std::vector<Ref> refs;
     std::vector<std::string> pending_owners;
+    std::vector<std::pair<std::string, uint64_t>> stones;  // (owner, version)
+    std::string stone_rest = "t" + gone;
     {
       Result<storage::ReadTxn> txn = ctx_.db().read();
       if (!txn) return;
@@ -548,6 +561,15 @@ class RosterModule final : public Module, public RosterService, public RosterSto
         return true;
       });
       (void)s;
+      s = txn->for_each(meta_, {}, [&](std::string_view key, std::string_view value) {
+        size_t zero = key.find('\0');
+        if (zero != std::string_view::npos && key.substr(zero + 1) == stone_rest &&
+            key.substr(0, zero) != user)
+          stones.emplace_back(std::string(key.substr(0, zero)),
+                              storage::decode_u64(value).value_or(0));
+        return true;
+      });
+      (void)s;
       s = txn->for_each(pending_, {}, [&](std::string_view key, std::string_view) {
         size_t zero = key.find('\0');
         if (zero != std::string_view::npos && key.substr(zero + 1) == gone)
@@ -558,9 +580,20 @@ class RosterModule final : public Module, public RosterService, public RosterSto
     }
     for (const std::string& owner : pending_owners)
       (void)clear_pending_in(owner, gone);
+    for (const auto& [owner, version] : stones) {
+      Status s = ctx_.db().write([&](storage::WriteTxn& t) -> Status {
+        t.del(meta_, tombstone_key(owner, gone));
+        uint64_t floor = std::max(floor_version(t, owner), version);
+        storage::Writer w;
+        w.u64(floor);
+        t.put(meta_, meta_key(owner, "f"), w.view());
+        return t.status();
+      });
+      (void)s;
+    }
     xml::Arena& arena = ctx_.scratch();
     for (const Ref& r : refs) {
-      if (Status s = remove(r.owner, gone); !s) {
+      if (Status s = remove_item(r.owner, gone, false); !s) {
         HEARTH_WARN("roster", "removing %s from %s's roster failed: %s", gone.c_str(),
                     r.owner.c_str(), s.error().message.c_str());
         continue;
