@@ -148,6 +148,8 @@ def test_subscription_handshake(server, login):
     wait_presence(alice, "", alice2.jid)
     wait_presence(bob, "", alice2.jid)
     wait_presence(alice2, "", "bob@localhost/b", "bob's presence at a2's login")
+    own = wait_presence(alice2, "", "alice@localhost/a", "the other resource's presence")
+    assert own.find(tag(NS_CLIENT, "status")).text == "here", show(own)
     alice.send("<presence><show>away</show></presence>")
     for c in (bob, alice2):
         p = wait_presence(c, "", "alice@localhost/a", "the update")
@@ -202,6 +204,32 @@ def test_request_to_offline_contact_delivered_at_login(server, login):
     assert state(roster(alice)[BOB]) == ("to", None, None)
     # alice is subscribed now: her probe at login got bob's presence.
     wait_presence(alice, "", "bob@localhost/b2", "bob's presence via the probe")
+    server.assert_alive()
+
+
+def test_big_request_stored_without_payload(server, login):
+    alice = online(login, "alice", "a")
+    alice.send("<presence to='%s' type='subscribe'><status>%s</status></presence>"
+               % (BOB, "x" * 8000))
+    push_item(alice, BOB)
+    alice.assert_ping()
+    bob = login("bob", "b")
+    bob.send("<presence/>")
+    req = wait_presence(bob, "subscribe", ALICE)
+    assert req.get("to") == BOB and req.find(tag(NS_CLIENT, "status")) is None, show(req)
+
+
+def test_error_presence_ends_directed_presence(server, login):
+    alice = online(login, "alice", "a")
+    carol = online(login, "carol", "c")
+    alice.send("<presence to='%s'/>" % carol.jid)
+    wait_presence(carol, "", alice.jid)
+    carol.send("<presence to='%s' type='error'><error type='cancel'>"
+               "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+               "</presence>" % alice.jid)
+    wait_presence(alice, "error", carol.jid)
+    alice.close()
+    no_presence(carol, "unavailable", alice.jid)
     server.assert_alive()
 
 

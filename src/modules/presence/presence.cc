@@ -24,6 +24,7 @@ namespace hearth::modules {
 namespace {
 
 constexpr std::string_view kNsPreApproval = "urn:xmpp:features:pre-approval";
+constexpr size_t kMaxStoredRequest = 4096;
 
 // RFC 6121 §4.7.2.3: an integer from -128 to +127; absent means 0.
 bool parse_priority(const xml::Element& presence, int* out) {
@@ -143,6 +144,15 @@ class PresenceModule final : public Module, public PresenceService {
       s->deliver(ev.stanza);
     }
     if (!initial) return;
+    // The new resource learns about the account's other available ones.
+    for (xmpp::Session* s : sessions_of(origin.jid().bare())) {
+      if (s == &origin || !s->available() || s->last_presence().empty()) continue;
+      Result<xml::Element*> p = xml::parse_fragment(s->last_presence(), ctx_.scratch());
+      if (!p) continue;
+      (*p)->set_attr("from", s->jid().full());
+      (*p)->set_attr("to", full);
+      origin.deliver(**p);
+    }
     // §4.2.1: probe the contacts we are subscribed to; their answers come
     // to this resource.
     xml::Arena& arena = ctx_.scratch();
@@ -284,6 +294,19 @@ class PresenceModule final : public Module, public PresenceService {
       answer_probe(ev);
       return HookResult::kHandled;  // §4.3.2: never delivered to clients
     }
+    if (type == "error") {
+      // The sender cannot take our presence: stop sending it directed
+      // presence (RFC 6121 §4.6.2).
+      std::string full = ev.from.full();
+      std::string bare = ev.from.bare();
+      for (xmpp::Session* s : sessions_of(ev.to.bare())) {
+        std::vector<std::string>& d = s->directed();
+        d.erase(std::remove_if(d.begin(), d.end(),
+                               [&](const std::string& j) { return j == full || j == bare; }),
+                d.end());
+      }
+      return HookResult::kPass;
+    }
     SubType sub;
     if (!parse_sub_type(type, &sub)) return HookResult::kPass;
     inbound_sub(ev, sub);
@@ -300,7 +323,18 @@ class PresenceModule final : public Module, public PresenceService {
     SubState before = load(user, contact);
     SubOutcome o = inbound_subscription(before, type);
     std::string request;
-    if (type == SubType::kSubscribe && o.next.pending_in) xml::serialize(ev.stanza, &request);
+    if (type == SubType::kSubscribe && o.next.pending_in) {
+      xml::serialize(ev.stanza, &request);
+      if (request.size() > kMaxStoredRequest) {
+        // Kept durably for every new session: the request, not a payload.
+        request.clear();
+        xml::Element* bare_req = ev.arena.make_element("presence", xml::kNsClient);
+        bare_req->set_attr("from", contact);
+        bare_req->set_attr("to", user_bare);
+        bare_req->set_attr("type", "subscribe");
+        xml::serialize(*bare_req, &request);
+      }
+    }
     if (!save(user, contact, before, o, request)) {
       // Out of room for the request: the contact learns it was refused.
       reply(user_bare, contact, "unsubscribed");
