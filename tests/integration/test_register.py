@@ -266,8 +266,18 @@ def test_remove_to_domain_and_malformed_remove(server):
 def test_cli_user_del_kicks_logged_in_user(server):
     alice = login(server, "alice")
     bob = login(server, "bob")
+    subscribe(bob, "bob", alice, "alice")
+    fill_data(alice, bob)
+    assert records_mentioning(dump_tables(server), b"alice")
     server.del_user("alice")
     assert alice.expect_stream_error() == "not-authorized"
     assert_login_fails(server, "alice", USERS["alice"])
+    # bob is interested but not available: a roster push removes alice.
+    bob.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("type") == "set" and any(
+        i.get("jid") == bare_jid("alice") and i.get("subscription") == "remove"
+        for i in e.iter("{jabber:iq:roster}item")), what="the roster push removing alice")
+    time.sleep(0.2)
+    left = records_mentioning(dump_tables(server), b"alice")
+    assert left == [], "alice's data left in data.mdb: %r" % left
     bob.assert_ping()
     server.assert_alive()
