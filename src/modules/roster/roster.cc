@@ -580,10 +580,11 @@ class RosterModule final : public Module, public RosterService, public RosterSto
     }
     for (const std::string& owner : pending_owners)
       (void)clear_pending_in(owner, gone);
-    for (const auto& [owner, version] : stones) {
+    for (const auto& stone : stones) {
+      const std::string& owner = stone.first;
       Status s = ctx_.db().write([&](storage::WriteTxn& t) -> Status {
         t.del(meta_, tombstone_key(owner, gone));
-        uint64_t floor = std::max(floor_version(t, owner), version);
+        uint64_t floor = std::max(floor_version(t, owner), stone.second);
         storage::Writer w;
         w.u64(floor);
         t.put(meta_, meta_key(owner, "f"), w.view());
