@@ -233,6 +233,24 @@ def test_error_presence_ends_directed_presence(server, login):
     server.assert_alive()
 
 
+def test_stored_request_from_since_blocked_contact_not_delivered(server, login):
+    carol = online(login, "carol", "c")
+    carol.send("<presence to='%s' type='subscribe'/>" % BOB)
+    push_item(carol, BOB)
+    carol.assert_ping()
+    bob = login("bob", "b")
+    r = bob.iq("set", "<block xmlns='urn:xmpp:blocking'><item jid='%s'/></block>" % CAROL)
+    assert r.get("type") == "result", show(r)
+    bob.send("<presence/>")
+    wait_presence(bob, "", bob.jid)
+    no_presence(bob, "subscribe")
+    r = bob.iq("set", "<unblock xmlns='urn:xmpp:blocking'/>")
+    assert r.get("type") == "result", show(r)
+    bob2 = login("bob", "b2")
+    bob2.send("<presence/>")
+    wait_presence(bob2, "subscribe", CAROL, "the request once carol is unblocked")
+
+
 def test_denied_request(server, login):
     alice = online(login, "alice", "a")
     bob = online(login, "bob", "b")

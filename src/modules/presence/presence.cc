@@ -168,8 +168,14 @@ class PresenceModule final : public Module, public PresenceService {
     }
     // §3.1.3: requests that came while we were away, on every initial
     // presence until they are answered.
-    for (const auto& [contact, xml_text] : store().pending_requests(user))
+    // (Not from someone blocked since: the firewall hooks saw the request
+    // when it came, not now.)
+    const BlockingService* blocking = ctx_.find<BlockingService>();
+    for (const auto& [contact, xml_text] : store().pending_requests(user)) {
+      Result<xmpp::Jid> cj = xmpp::Jid::parse(contact);
+      if (blocking != nullptr && cj && blocking->is_blocked(user, *cj)) continue;
       origin.deliver_raw(xml_text);
+    }
     ctx_.notify(SessionEvent::kAvailable, origin);
   }
 
