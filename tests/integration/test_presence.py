@@ -583,3 +583,28 @@ def test_slixmpp_mutual_subscription(server):
         asyncio.set_event_loop(None)
         loop.close()
     server.assert_alive()
+
+
+def test_state_changes_reach_interested_unavailable_resources(server, login):
+    """RFC 6121 §3.1.6: the approval goes to every interested resource (one
+    that asked for the roster), available or not, with its roster push; a
+    resource that did neither gets nothing."""
+    alice = online(login, "alice", "a1")
+    bob = login("bob", "quiet")
+    roster(bob)  # interested, never available
+    bob_plain = login("bob", "plain")  # neither
+    bob.send("<presence to='%s' type='subscribe'/>" % ALICE)
+    item = push_item(bob, ALICE, "bob's push for his request")
+    assert state(item) == ("none", "subscribe", None), show(item)
+    wait_presence(alice, "subscribe", BOB)
+    alice.send("<presence to='%s' type='subscribed'/>" % BOB)
+    item = push_item(bob, ALICE, "bob's push for the approval")
+    assert state(item)[0] == "to", show(item)
+    got = wait_presence(bob, "subscribed", ALICE, "the approval at the interested resource")
+    assert got.get("to") == BOB, show(got)
+    no_presence(bob_plain, "subscribed")
+    alice.send("<presence to='%s' type='unsubscribed'/>" % BOB)
+    item = push_item(bob, ALICE, "bob's push for the cancellation")
+    assert state(item)[0] == "none", show(item)
+    wait_presence(bob, "unsubscribed", ALICE, "the cancellation at the interested resource")
+    server.assert_alive()

@@ -352,8 +352,12 @@ class PresenceModule final : public Module, public PresenceService {
       if (Result<xmpp::Jid> cj = xmpp::Jid::parse(contact); cj) send_unavailable(user, *cj);
     }
     if (o.forward) {
+      // A request goes to the available resources (§3.1.3); the state
+      // changes (subscribed, unsubscribe, unsubscribed) to every interested
+      // resource too, alongside their roster push (§3.1.6, §3.2.3, §3.3.3).
+      bool request_only = type == SubType::kSubscribe;
       for (xmpp::Session* s : sessions_of(user_bare))
-        if (s->available()) s->deliver(ev.stanza);
+        if (s->available() || (!request_only && s->interested())) s->deliver(ev.stanza);
     }
   }
 
