@@ -296,6 +296,14 @@ TEST_F(HostTest, RemovedAccountIsKickedAnnouncedAndForgotten) {
   EXPECT_TRUE(host_->user_exists("bob"));
 }
 
+TEST_F(HostTest, AdminsFromTheIniAreRecognisedByBareJid) {
+  config_.admins = {"alice@example.org"};
+  EXPECT_TRUE(host_->is_admin(xmpp::Jid::parse("Alice@example.org/phone").value()));
+  EXPECT_TRUE(host_->is_admin(xmpp::Jid::parse("alice@example.org").value()));
+  EXPECT_FALSE(host_->is_admin(xmpp::Jid::parse("bob@example.org/pc").value()));
+  EXPECT_FALSE(host_->is_admin(xmpp::Jid::parse("example.org").value()));
+}
+
 TEST(HostWipe, DeletesEveryKeyOfTheUserAndNothingElse) {
   char dir[] = "/tmp/hearth-host-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
