@@ -102,9 +102,12 @@ struct IqReply {
 };
 
 enum class SessionEvent : uint8_t {
-  kBound,      // resource bound (RFC 6120 §7)
-  kAvailable,  // initial presence sent (fired by the presence module, after broadcast)
-  kClosed,     // the stream is ending; fired before the session is unbound
+  kBound,  // resource bound (RFC 6120 §7)
+  // Initial presence sent, or a negative priority raised to >= 0: the
+  // session can now take messages for the bare JID (fired by the presence
+  // module, after its broadcast).
+  kAvailable,
+  kClosed,  // the stream is ending; fired before the session is unbound
 };
 using SessionHandler = std::function<void(xmpp::Session&)>;
 

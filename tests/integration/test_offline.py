@@ -362,3 +362,24 @@ def test_deleted_account_loses_its_offline_messages(server, login):
     for c in (alice, bob, carol):
         c.assert_ping()
     server.assert_alive()
+
+
+def test_raising_a_negative_priority_takes_offline_messages(server, login):
+    """A resource that starts hidden (negative priority) and then raises it
+    gets the stored messages at that moment, in order (RFC 6121 §8.5.2.1.1:
+    it can now take messages for the bare JID)."""
+    alice = login("alice", "desk")
+    first = send_message(alice, "bob@localhost", "one")
+    second = send_message(alice, "bob@localhost", "two")
+    alice.assert_ping()
+    bob = login("bob", "phone")
+    go_online(bob, priority=-5)
+    bob.expect_nothing(0.5, pred=is_message)
+    bob.send("<presence><priority>1</priority></presence>")
+    got = receive_messages(bob, 2)
+    assert [(e.get("id"), body_of(e)) for e in got] == [(first, "one"), (second, "two")]
+    # Delivered once: a further update brings nothing.
+    bob.send("<presence><priority>2</priority></presence>")
+    bob.expect_nothing(0.5, pred=is_message)
+    bob.assert_ping()
+    server.assert_alive()

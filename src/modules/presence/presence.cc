@@ -122,6 +122,7 @@ class PresenceModule final : public Module, public PresenceService {
       return;
     }
     bool initial = !origin.available();
+    bool was_negative = origin.available() && origin.priority() < 0;
     origin.set_presence(true, priority);
     ev.stanza.remove_attr("to");
     ev.stanza.remove_attr("from");
@@ -143,7 +144,13 @@ class PresenceModule final : public Module, public PresenceService {
       ev.stanza.set_attr("to", s->jid().full());
       s->deliver(ev.stanza);
     }
-    if (!initial) return;
+    if (!initial) {
+      // A resource that raises a negative priority can now take messages
+      // for the bare JID (RFC 6121 §8.5.2.1.1): tell the modules, as on
+      // initial presence (offline messages wait for it).
+      if (was_negative && priority >= 0) ctx_.notify(SessionEvent::kAvailable, origin);
+      return;
+    }
     // The new resource learns about the account's other available ones.
     for (xmpp::Session* s : sessions_of(origin.jid().bare())) {
       if (s == &origin || !s->available() || s->last_presence().empty()) continue;
