@@ -249,3 +249,27 @@ def test_vcard_and_private_survive_restart(server):
     el = private_get(alice, "<prefs xmlns='my:prefs'/>")
     assert [(c.tag, c.text) for c in el] == [("{my:prefs}theme", "dark")], show(el)
     server.assert_alive()
+
+
+def test_private_item_count_is_capped(server, login):
+    """At most 256 private XML items per account: the next new namespace is
+    refused with resource-constraint, replacing or clearing an existing one
+    still works, and another account is unaffected."""
+    alice = login("alice", "r1")
+    sets = "".join(
+        "<iq type='set' id='p%d'><query xmlns='jabber:iq:private'>"
+        "<data xmlns='urn:example:n%d'>v</data></query></iq>" % (i, i) for i in range(256))
+    alice.send(sets)
+    for i in range(256):
+        r = alice.wait_for(lambda e, i=i: e.get("id") == "p%d" % i, what="result p%d" % i)
+        assert r.get("type") == "result", show(r)
+    iq_error(alice, "set", "<query xmlns='jabber:iq:private'><data xmlns='urn:example:n256'>v"
+             "</data></query>", "resource-constraint", "wait")
+    ok(alice, "set", "<query xmlns='jabber:iq:private'><data xmlns='urn:example:n7'>new</data>"
+       "</query>")
+    ok(alice, "set", "<query xmlns='jabber:iq:private'><data xmlns='urn:example:n8'/></query>")
+    ok(alice, "set", "<query xmlns='jabber:iq:private'><data xmlns='urn:example:n256'>v</data>"
+       "</query>")
+    bob = login("bob", "r1")
+    ok(bob, "set", "<query xmlns='jabber:iq:private'><data xmlns='urn:example:n1'>b</data></query>")
+    server.assert_alive()

@@ -18,6 +18,8 @@ namespace {
 constexpr std::string_view kNsPrivate = "jabber:iq:private";
 constexpr std::string_view kTable = "private";
 constexpr uint8_t kValueVersion = 1;
+// Items per account (Prosody has no limit; clients use a handful).
+constexpr size_t kMaxItems = 256;
 
 // XEP-0049 §3: namespaces that are not storage. An element without its own
 // namespace inherits jabber:iq:private.
@@ -105,8 +107,27 @@ class PrivateModule : public Module {
                         "private XML larger than " + std::to_string(max) + " bytes");
     }
     const bool empty = data.children.empty() && data.attrs.empty();
+    bool full = false;
     Status s = ctx_.db().write([&](storage::WriteTxn& t) -> Status {
       const storage::Dbi db = ctx_.table(kTable);
+      full = false;
+      if (!empty) {
+        // Each item is capped in size; their number is capped too, so one
+        // account cannot fill a small board's disk with namespaces.
+        Result<std::optional<std::string_view>> existing = t.get(db, key);
+        if (!existing) return existing.error();
+        if (!existing->has_value()) {
+          size_t count = 0;
+          Status c =
+              t.for_each(db, user_key(ev.from.local()),
+                         [&](std::string_view, std::string_view) { return ++count < kMaxItems; });
+          if (!c) return c;
+          if (count >= kMaxItems) {
+            full = true;
+            return {};
+          }
+        }
+      }
       if (empty) {
         t.del(db, key);  // an empty element reads back the same
       } else {
@@ -117,6 +138,10 @@ class PrivateModule : public Module {
       return t.status();
     });
     if (!s) return internal(ev, s.error().message);
+    if (full) {
+      return ctx_.error(ev, "wait", "resource-constraint",
+                        "at most " + std::to_string(kMaxItems) + " private XML items per account");
+    }
     ctx_.result(ev);
   }
 
