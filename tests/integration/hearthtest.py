@@ -246,6 +246,28 @@ class HearthServer:
                 pass
         return members
 
+    def restart(self, kill=False):
+        """Stops the server (SIGTERM; with kill=True SIGKILL of every process,
+        as a power cut would) and starts a new `hearth run` on the same
+        data_dir and INI. Clients in self.clients are closed first. The old
+        log moves aside, so start() waits for the new 'server: ready'."""
+        clients = getattr(self, "clients", [])
+        for c in clients:
+            c.close()
+        clients.clear()
+        if kill:
+            self.kill()
+            assert not self.alive()
+        else:
+            self.stop()
+        self._close_log()
+        self.runs = getattr(self, "runs", 0) + 1
+        os.replace(self.log_path, "%s.%d" % (self.log_path, self.runs))
+        self.proc = None
+        self.pgid = None
+        self.returncode = None
+        self.start()
+
     def kill(self):
         """Last-resort cleanup of our own process group."""
         if self.pgid is not None and _group_members(self.pgid):
@@ -884,3 +906,20 @@ def scram_server_first(server, user, mechanism):
         return dict(kv.split("=", 1) for kv in text.split(","))
     finally:
         c.close()
+
+
+def subscribe(requester, requester_user, contact, contact_user):
+    """requester subscribes to contact's presence and contact approves
+    (RFC 6121 section 3.1), over the wire. Both resources ask for the roster
+    (interested, section 2.1.6); the contact becomes available."""
+    for c in (requester, contact):
+        c.iq("get", "<query xmlns='jabber:iq:roster'/>")
+    contact.send("<presence/>")
+    requester.send("<presence type='subscribe' to='%s'/>" % bare_jid(contact_user))
+    contact.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("type") == "subscribe"
+                     and e.get("from") == bare_jid(requester_user), what="the subscription request")
+    contact.send("<presence type='subscribed' to='%s'/>" % bare_jid(requester_user))
+    # The roster push to the requester (section 3.1.6) says it is done.
+    requester.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("type") == "set" and any(
+        i.get("jid") == bare_jid(contact_user) and i.get("subscription") in ("to", "both")
+        for i in e.iter("{jabber:iq:roster}item")), what="the roster push of the approval")

@@ -12,7 +12,6 @@ malformed requests get the right error and the stream stays up.
 """
 
 import asyncio
-import os
 
 from conftest import USERS
 from hearthtest import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_STANZA_ERRORS, XmppClient, body_of,
@@ -145,20 +144,6 @@ def login_to(server, user, resource=None):
     c = XmppClient.login(server, user, USERS[user], resource)
     server.clients.append(c)
     return c
-
-
-def restart(server):
-    """SIGTERM, then a new `hearth run` on the same data_dir and INI."""
-    for c in server.clients:
-        c.close()
-    server.clients.clear()
-    server.stop()
-    # start() waits for 'server: ready' in the log: keep the old run's lines apart.
-    os.replace(server.log_path, server.log_path + ".1")
-    server.proc = None
-    server.pgid = None
-    server.returncode = None
-    server.start()
 
 
 # --------------------------------------------------------------------------
@@ -442,7 +427,7 @@ def test_slixmpp_blocking(server, loop):  # noqa: F811
 def test_blocklist_survives_restart(server):
     alice = login_to(server, "alice", "desk")
     block(alice, BOB, "evil.example")
-    restart(server)
+    server.restart()
     alice = login_to(server, "alice", "desk")
     bob = login_to(server, "bob", "phone")
     go_online(alice)

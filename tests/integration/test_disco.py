@@ -14,6 +14,7 @@ from conftest import USERS
 from hearthtest import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, XmppClient, bare_jid, show,
                         stanza_error_condition, tag)
 from test_login import TIMEOUT, loop, make_xmpp, start_session, stop  # noqa: F401 (loop: fixture)
+import hearthtest
 
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 NS_CAPS = "http://jabber.org/protocol/caps"
@@ -90,24 +91,6 @@ def caps_ver(q):
         for var in sorted(fields):
             s += var + "<" + "".join(v + "<" for v in sorted(fields[var]))
     return base64.b64encode(hashlib.sha1(s.encode("utf-8")).digest()).decode()
-
-
-def subscribe(requester, requester_user, contact, contact_user):
-    """requester subscribes to contact's presence and contact approves: the
-    contact's roster then has the requester with subscription 'from'."""
-    # Interested (RFC 6121 section 2.1.6) and available resources get the
-    # subscription traffic.
-    for c in (requester, contact):
-        c.iq("get", "<query xmlns='jabber:iq:roster'/>")
-    contact.send("<presence/>")
-    requester.send("<presence type='subscribe' to='%s'/>" % bare_jid(contact_user))
-    contact.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("type") == "subscribe"
-                     and e.get("from") == bare_jid(requester_user), what="the subscription request")
-    contact.send("<presence type='subscribed' to='%s'/>" % bare_jid(requester_user))
-    # The roster push to the requester (RFC 6121 section 3.1.6) says it is done.
-    requester.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("type") == "set" and any(
-        i.get("jid") == bare_jid(contact_user) and i.get("subscription") in ("to", "both")
-        for i in e.iter("{jabber:iq:roster}item")), what="the roster push of the approval")
 
 
 def test_server_info_identity_features_and_caps(server, login):
@@ -216,7 +199,7 @@ def test_account_info_self_contact_stranger(server, login):
     bob = login("bob")
     carol = login("carol")
     # bob subscribes to alice: alice's roster has bob with 'from'.
-    subscribe(bob, "bob", alice, "alice")
+    hearthtest.subscribe(bob, "bob", alice, "alice")
 
     q = result_query(info(alice, to=bare_jid("alice")))
     assert identities(q) == [("account", "registered", "", "")], show(q)

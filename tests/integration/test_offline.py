@@ -93,16 +93,7 @@ def offline_records(server):
 def hard_restart(server):
     """kill -9 of the whole server (every process of its group), then a new
     `hearth run` on the same data_dir and INI."""
-    for c in server.clients:
-        c.close()
-    server.clients.clear()
-    server.kill()
-    assert not server.alive()
-    # start() waits for 'server: ready' in the log: keep the old run's lines apart.
-    os.replace(server.log_path, server.log_path + ".killed")
-    server.proc = None
-    server.pgid = None
-    server.start()
+    server.restart(kill=True)
 
 
 def test_messages_are_stored_and_delivered_in_order_with_delay(server, login):

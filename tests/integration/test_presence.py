@@ -5,7 +5,6 @@ probes at login, broadcast, unavailable when a stream ends, directed
 presence, priorities; and two slixmpp clients subscribing to each other."""
 
 import asyncio
-import os
 import ssl
 
 import slixmpp
@@ -179,15 +178,7 @@ def test_request_to_offline_contact_delivered_at_login(server, login):
     bob.close()
 
     # Across a restart of the whole server.
-    for c in server.clients:
-        c.close()
-    server.clients.clear()
-    server.stop()
-    os.replace(server.log_path, server.log_path + ".first")
-    server.proc = None
-    server.pgid = None
-    server.returncode = None
-    server.start()
+    server.restart()
 
     bob = online(login, "bob", "b2")
     req = wait_presence(bob, "subscribe", ALICE)

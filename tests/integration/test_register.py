@@ -9,6 +9,7 @@ import pytest
 from conftest import USERS
 from hearthtest import (DOMAIN, NS_CLIENT, NS_SASL, XmppClient, bare_jid, sasl_failure_condition,
                         show, stanza_error_condition, tag)
+import hearthtest
 
 NS_REGISTER = "jabber:iq:register"
 
@@ -44,22 +45,6 @@ def login(server, user, password=None, resource=None):
     c = XmppClient.login(server, user, password or USERS[user], resource)
     server.clients.append(c)
     return c
-
-
-def subscribe(requester, requester_user, contact, contact_user):
-    # Interested (RFC 6121 section 2.1.6) and available resources get the
-    # subscription traffic.
-    for c in (requester, contact):
-        c.iq("get", "<query xmlns='jabber:iq:roster'/>")
-    contact.send("<presence/>")
-    requester.send("<presence type='subscribe' to='%s'/>" % bare_jid(contact_user))
-    contact.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("type") == "subscribe"
-                     and e.get("from") == bare_jid(requester_user), what="the subscription request")
-    contact.send("<presence type='subscribed' to='%s'/>" % bare_jid(requester_user))
-    # The roster push to the requester (RFC 6121 section 3.1.6) says it is done.
-    requester.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("type") == "set" and any(
-        i.get("jid") == bare_jid(contact_user) and i.get("subscription") in ("to", "both")
-        for i in e.iter("{jabber:iq:roster}item")), what="the roster push of the approval")
 
 
 def dump_tables(server):
@@ -213,8 +198,8 @@ def test_remove_account_deletes_everything(server):
     alice2 = login(server, "alice", resource="two")
     bob = login(server, "bob")
     bob.iq("get", "<query xmlns='jabber:iq:roster'/>")
-    subscribe(bob, "bob", alice, "alice")
-    subscribe(alice, "alice", bob, "bob")
+    hearthtest.subscribe(bob, "bob", alice, "alice")
+    hearthtest.subscribe(alice, "alice", bob, "bob")
     fill_data(alice, bob)
     time.sleep(0.2)
 
@@ -266,7 +251,7 @@ def test_remove_to_domain_and_malformed_remove(server):
 def test_cli_user_del_kicks_logged_in_user(server):
     alice = login(server, "alice")
     bob = login(server, "bob")
-    subscribe(bob, "bob", alice, "alice")
+    hearthtest.subscribe(bob, "bob", alice, "alice")
     fill_data(alice, bob)
     assert records_mentioning(dump_tables(server), b"alice")
     server.del_user("alice")

@@ -12,6 +12,7 @@ import pytest
 from conftest import USERS
 from hearthtest import (DOMAIN, NS_CLIENT, NS_PING, NS_STREAM, XmppClient, bare_jid, show,
                         stanza_error_condition, tag)
+import hearthtest
 
 NS_TIME = "urn:xmpp:time"
 NS_VERSION = "jabber:iq:version"
@@ -23,23 +24,6 @@ def assert_error(reply, condition, type_=None):
     assert stanza_error_condition(reply) == condition, show(reply)
     if type_ is not None:
         assert reply.find(tag(NS_CLIENT, "error")).get("type") == type_, show(reply)
-
-
-def subscribe(requester, requester_user, contact, contact_user):
-    """requester subscribes to contact's presence, contact approves."""
-    # Interested (RFC 6121 section 2.1.6) and available resources get the
-    # subscription traffic.
-    for c in (requester, contact):
-        c.iq("get", "<query xmlns='jabber:iq:roster'/>")
-    contact.send("<presence/>")
-    requester.send("<presence type='subscribe' to='%s'/>" % bare_jid(contact_user))
-    contact.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("type") == "subscribe"
-                     and e.get("from") == bare_jid(requester_user), what="the subscription request")
-    contact.send("<presence type='subscribed' to='%s'/>" % bare_jid(requester_user))
-    # The roster push to the requester (RFC 6121 section 3.1.6) says it is done.
-    requester.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("type") == "set" and any(
-        i.get("jid") == bare_jid(contact_user) and i.get("subscription") in ("to", "both")
-        for i in e.iter("{jabber:iq:roster}item")), what="the roster push of the approval")
 
 
 # ---------------------------------------------------------------- time
@@ -140,7 +124,7 @@ def test_last_account(server, login):
     alice = login("alice", "desk")
     bob = login("bob")
     carol = login("carol")
-    subscribe(bob, "bob", alice, "alice")  # alice's roster: bob with 'from'
+    hearthtest.subscribe(bob, "bob", alice, "alice")  # alice's roster: bob with 'from'
     bob.send("<presence/>")  # bob gets alice's presence from now on
     bob.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("type") is None
                  and e.get("from") == bare_jid("alice") + "/desk", what="alice's presence (probe)")

@@ -10,7 +10,6 @@ themself (forbidden for others), reserved namespaces are not-acceptable,
 exactly one child element, [private] max_size. Both survive a restart.
 """
 
-import os
 
 from conftest import USERS
 from hearthtest import DOMAIN, NS_CLIENT, NS_DISCO_INFO, XmppClient, show, stanza_error_condition, tag
@@ -77,18 +76,6 @@ def login_to(server, user, resource=None):
     c = XmppClient.login(server, user, USERS[user], resource)
     server.clients.append(c)
     return c
-
-
-def restart(server):
-    for c in server.clients:
-        c.close()
-    server.clients.clear()
-    server.stop()
-    os.replace(server.log_path, server.log_path + ".1")
-    server.proc = None
-    server.pgid = None
-    server.returncode = None
-    server.start()
 
 
 # --------------------------------------------------------------------------
@@ -241,7 +228,7 @@ def test_vcard_and_private_survive_restart(server):
     ok(alice, "set", ALICE_CARD)
     ok(alice, "set", "<query xmlns='%s'><prefs xmlns='my:prefs'><theme>dark</theme></prefs>"
        "</query>" % NS_PRIVATE)
-    restart(server)
+    server.restart()
     alice = login_to(server, "alice", "desk")
     bob = login_to(server, "bob", "phone")
     check_alice_card(get_vcard(alice))
