@@ -5,12 +5,11 @@ probes at login, broadcast, unavailable when a stream ends, directed
 presence, priorities; and two slixmpp clients subscribing to each other."""
 
 import asyncio
-import ssl
 
-import slixmpp
 
 from conftest import USERS
 from hearthtest import NS_CLIENT, show, stanza_error_condition, tag
+from test_login import make_xmpp  # slixmpp without channel binding, as there
 
 NS_ROSTER = "jabber:iq:roster"
 NS_PREAPPROVAL = "urn:xmpp:features:pre-approval"
@@ -484,25 +483,6 @@ def test_account_deletion_cleans_contacts(server, login):
 
 
 # ---------------------------------------------------------------- slixmpp
-
-
-def make_xmpp(jid, password):
-    """As in test_login.py: slixmpp 1.8.3 without channel binding (GS2 'n')."""
-    x = slixmpp.ClientXMPP(jid, password,
-                           plugin_config={"feature_mechanisms": {"use_mech": "SCRAM-SHA-256"}})
-    x.ssl_context.check_hostname = False
-    x.ssl_context.verify_mode = ssl.CERT_NONE
-    mechanisms = x["feature_mechanisms"]
-    default_credentials = mechanisms.sasl_callback
-
-    def no_channel_binding(required, optional):
-        creds = default_credentials(required, optional)
-        if "channel_binding" in creds:
-            creds["channel_binding"] = None
-        return creds
-
-    mechanisms.sasl_callback = no_channel_binding
-    return x
 
 
 async def start(x, port):
