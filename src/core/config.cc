@@ -313,6 +313,57 @@ std::string set_disabled_modules(const Row& row, std::string_view raw, Config* c
   return {};
 }
 
+// A duration: a number with a unit s, m, h, d or w (a bare number is
+// seconds), or "never" (0).
+std::string duration_value(const Row& row, std::string_view raw, uint64_t* out) {
+  std::string text;
+  if (std::string err = string_value(row, raw, &text); !err.empty()) return err;
+  auto bad = [&] {
+    return name_of(row) + " must be a duration like 30d, 1w, 12h, 90m or 3600s, or never, got " +
+           ini::quoted(text) + "; " + hint(row);
+  };
+  if (text == "never") {
+    *out = 0;
+    return {};
+  }
+  if (text.empty()) return bad();
+  uint64_t unit = 1;
+  std::string_view digits = text;
+  switch (text.back()) {
+    case 's':
+      unit = 1;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    case 'w':
+      unit = 604800;
+      break;
+    default:
+      if (text.back() < '0' || text.back() > '9') return bad();
+      unit = 0;
+  }
+  if (unit != 0)
+    digits.remove_suffix(1);
+  else
+    unit = 1;
+  if (digits.empty() || digits.size() > 9) return bad();
+  uint64_t n = 0;
+  for (char ch : digits) {
+    if (ch < '0' || ch > '9') return bad();
+    n = n * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  if (n == 0) return bad();
+  *out = n * unit;
+  return {};
+}
+
 // XEP-0157 addresses are URIs: mailto:, xmpp:, https:, http:, tel:, sip:.
 std::string contact_list(const Row& row, std::string_view raw, std::vector<std::string>* out) {
   std::vector<std::string> uris;
@@ -503,6 +554,81 @@ const std::vector<Row>& rows() {
        "",
        [](const Row& r, std::string_view v, Config* c) {
          return bool_value(r, v, &c->account.logout_on_password_change);
+       }},
+      {{"smacks", "resume_timeout", KeyType::kInt, "300", false,
+        "Seconds a session whose connection broke waits for its client to resume it (XEP-0198), "
+        "0 to 86400; 0 disables resumption. Messages not acknowledged by then go to offline "
+        "storage."},
+       0,
+       86400,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->smacks.resume_timeout);
+       }},
+      {{"smacks", "max_queue", KeyType::kInt, "1000", false,
+        "Stanzas sent to a client and not yet acknowledged before its stream is closed with "
+        "policy-violation (XEP-0198), 10 to 100000."},
+       10,
+       100000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->smacks.max_queue);
+       }},
+      {{"archive", "expires_after", KeyType::kString, "1w", false,
+        "How long archived messages (XEP-0313) are kept: a duration like 30d, 1w, 12h, or never."},
+       0,
+       0,
+       "4w",
+       [](const Row& r, std::string_view v, Config* c) {
+         return duration_value(r, v, &c->archive.expires_after);
+       }},
+      {{"archive", "default", KeyType::kEnum, "always", false,
+        "Which messages are archived for accounts that set no preference: always, roster (only "
+        "with contacts in the roster) or never."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         std::string text;
+         if (std::string err = string_value(r, v, &text); !err.empty()) return err;
+         if (text != "always" && text != "roster" && text != "never")
+           return name_of(r) + " must be always, roster or never, got " + ini::quoted(text);
+         c->archive.default_mode = text;
+         return std::string();
+       }},
+      {{"csi", "max_held", KeyType::kInt, "500", false,
+        "Stanzas held back for a client that said it is inactive (XEP-0352) before they are "
+        "sent anyway, 10 to 100000."},
+       10,
+       100000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->csi.max_held);
+       }},
+      {{"pep", "max_items", KeyType::kInt, "256", false,
+        "Most items one personal eventing node keeps (XEP-0163), 1 to 10000."},
+       1,
+       10000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->pep.max_items);
+       }},
+      {{"pep", "max_nodes", KeyType::kInt, "100", false,
+        "Most personal eventing nodes one account may create, 1 to 10000."},
+       1,
+       10000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->pep.max_nodes);
+       }},
+      {{"pep", "max_item_size", KeyType::kInt, "65536", false,
+        "Largest item one may publish to a personal eventing node, in bytes (1024 to 16777216); "
+        "avatars (XEP-0084) need room."},
+       1024,
+       16777216,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->pep.max_item_size);
        }},
       {{"contact", "abuse", KeyType::kList, "", false,
         "Comma-separated abuse contact URIs published in service discovery (XEP-0157)."},

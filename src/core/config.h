@@ -55,7 +55,23 @@ struct Config {
   struct {
     bool logout_on_password_change = true;
   } account;  // [register]
-  struct {    // XEP-0157 addresses (URIs)
+  struct {
+    uint32_t resume_timeout = 300;  // seconds a XEP-0198 session waits for its client
+    uint32_t max_queue = 1000;      // unacknowledged stanzas before the stream is closed
+  } smacks;
+  struct {
+    uint64_t expires_after = 604800;      // seconds a message stays archived (0: never expires)
+    std::string default_mode = "always";  // XEP-0313 default preference: always, roster, never
+  } archive;                              // [archive], the mam module
+  struct {
+    uint32_t max_held = 500;  // stanzas held for an inactive client before a flush
+  } csi;
+  struct {
+    uint32_t max_items = 256;        // items one node keeps at most (XEP-0060 max_items cap)
+    uint32_t max_nodes = 100;        // nodes one account may create
+    uint32_t max_item_size = 65536;  // bytes of one published item
+  } pep;
+  struct {  // XEP-0157 addresses (URIs)
     std::vector<std::string> abuse, admin, feedback, sales, security, support;
   } contact;
 

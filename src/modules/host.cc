@@ -60,6 +60,9 @@ Host::Host(const Deps& deps)
 }
 
 Host::~Host() {
+  for (auto& [id, p] : pending_iq_)
+    loop_->cancel_timer(p.timer);
+  pending_iq_.clear();
   // Modules may hold services of each other: destroy in reverse order.
   while (!modules_.empty())
     modules_.pop_back();
@@ -168,6 +171,46 @@ void Host::add_disco_identity(DiscoTarget target, DiscoIdentity identity) {
 
 void Host::add_disco_extension(DiscoTarget target, DiscoExtender extender) {
   extenders_[static_cast<int>(target)].push_back(std::move(extender));
+}
+
+void Host::add_disco_items(DiscoTarget target, DiscoItemsProvider provider) {
+  items_[static_cast<int>(target)].push_back(std::move(provider));
+}
+
+void Host::add_disco_node_info(DiscoTarget target, DiscoNodeInfo provider) {
+  node_info_[static_cast<int>(target)].push_back(std::move(provider));
+}
+
+void Host::on_delivered(int priority, DeliveredHandler handler) {
+  insert_sorted(delivered_hooks_, Hook<DeliveredHandler>{priority, std::move(handler)});
+}
+
+void Host::on_output(int priority, OutputFilter filter) {
+  insert_sorted(output_filters_, Hook<OutputFilter>{priority, std::move(filter)});
+}
+
+void Host::on_nonza(std::string_view ns, NonzaHandler handler) {
+  if (nonzas_.count(ns) != 0) {
+    HEARTH_ERROR("modules", "nonza namespace %.*s claimed twice (module %s)",
+                 static_cast<int>(ns.size()), ns.data(), creating_.c_str());
+    abort();
+  }
+  nonzas_.emplace(std::string(ns), std::move(handler));
+}
+
+bool Host::disco_items(DiscoTarget target, const xmpp::Jid& requester, const xmpp::Jid& entity,
+                       std::string_view node, xml::Element& query) const {
+  bool known = node.empty();
+  for (const DiscoItemsProvider& p : items_[static_cast<int>(target)])
+    if (p(requester, entity, node, query)) known = true;
+  return known;
+}
+
+bool Host::disco_node_info(DiscoTarget target, const xmpp::Jid& requester, const xmpp::Jid& entity,
+                           std::string_view node, xml::Element& query) const {
+  for (const DiscoNodeInfo& p : node_info_[static_cast<int>(target)])
+    if (p(requester, entity, node, query)) return true;
+  return false;
 }
 
 const std::vector<std::string>& Host::disco_features(DiscoTarget target) const {
@@ -305,6 +348,88 @@ void Host::session_bound(xmpp::Session& session) {
 
 void Host::session_closed(xmpp::Session& session) {
   notify(SessionEvent::kClosed, session);
+  // Nobody will answer the server's questions to this session any more.
+  std::string full = session.jid().full();
+  std::vector<std::function<void(const xml::Element*)>> failed;
+  for (auto it = pending_iq_.begin(); it != pending_iq_.end();) {
+    if (it->second.to == full) {
+      loop_->cancel_timer(it->second.timer);
+      failed.push_back(std::move(it->second.done));
+      it = pending_iq_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& done : failed)
+    done(nullptr);
+}
+
+void Host::session_resumed(xmpp::Session& session) {
+  notify(SessionEvent::kResumed, session);
+}
+
+bool Host::filter_output(xmpp::Session& session, const xml::Element& stanza) {
+  for (auto& f : output_filters_)
+    if (f.fn(session, stanza) == HookResult::kHandled) return true;
+  return false;
+}
+
+bool Host::nonza(xmpp::Session& session, const xml::Element& element) {
+  auto it = nonzas_.find(std::string_view(element.ns));
+  if (it == nonzas_.end()) return false;
+  ++depth_;
+  it->second(session, element);
+  if (--depth_ == 0) event_arena_.reset();
+  return true;
+}
+
+void Host::send_iq(xml::Element& iq, std::function<void(const xml::Element* reply)> done,
+                   uint32_t timeout_ms) {
+  std::string to(iq.attr("to"));
+  xmpp::Session* target = router_->find(to);
+  if (target == nullptr) {
+    done(nullptr);
+    return;
+  }
+  std::string id = "hearth-q" + std::to_string(++iq_seq_);
+  iq.set_attr("id", id);
+  PendingIq& p = pending_iq_[id];
+  p.to = to;
+  p.done = std::move(done);
+  p.timer = loop_->add_timer(timeout_ms, [this, id] {
+    auto it = pending_iq_.find(id);
+    if (it == pending_iq_.end()) return;
+    auto fn = std::move(it->second.done);
+    pending_iq_.erase(it);
+    fn(nullptr);
+  });
+  target->deliver(iq);
+}
+
+bool Host::answer_pending(const xml::Element& iq, const xmpp::Jid& from) {
+  auto it = pending_iq_.find(iq.attr("id"));
+  if (it == pending_iq_.end() || it->second.to != from.full()) return false;
+  loop_->cancel_timer(it->second.timer);
+  auto fn = std::move(it->second.done);
+  pending_iq_.erase(it);
+  fn(&iq);
+  return true;
+}
+
+void Host::delivered(StanzaEvent& ev, const std::vector<xmpp::Session*>& recipients) {
+  for (auto& h : delivered_hooks_)
+    h.fn(ev, recipients);
+}
+
+void Host::redeliver_unacked(xml::Element& stanza, const xmpp::Jid& session_jid) {
+  if (stanza.name != "message") return;
+  Result<xmpp::Jid> from = xmpp::Jid::parse(stanza.attr("from"));
+  if (!from.ok() || !user_exists(session_jid.local())) return;
+  ++depth_;
+  xmpp::Jid bare = session_jid.bare_jid();
+  stanza.set_attr("to", bare.full());
+  deliver_bare_message(stanza, from.value(), bare, nullptr, false);
+  if (--depth_ == 0) event_arena_.reset();
 }
 
 void Host::notify(SessionEvent event, xmpp::Session& session) {
@@ -397,7 +522,9 @@ void Host::route_iq(xml::Element& iq, xmpp::Session& origin, const xmpp::Jid& to
   std::string_view type = iq.attr("type");
   const xmpp::Jid& from = origin.jid();
   if (type != "get" && type != "set") {
-    // Results and errors: only a full JID has someone waiting for them.
+    // Results and errors: only a full JID has someone waiting for them,
+    // or the server (or an account's service, e.g. PEP) for send_iq().
+    if ((!has_to || !to.has_resource()) && answer_pending(iq, from)) return;
     if (has_to && to.domain() == config_->domain && to.has_local() && to.has_resource())
       deliver_local(iq, from, to, &origin);
     return;
@@ -485,6 +612,10 @@ void Host::deliver_local(xml::Element& stanza, const xmpp::Jid& from, const xmpp
     std::string full = to.full();
     if (xmpp::Session* target = router_->find(full)) {
       target->deliver(stanza);
+      if (kind == Kind::kMessage) {
+        std::vector<xmpp::Session*> one{target};
+        delivered(ev, one);
+      }
       return;
     }
     // RFC 6121 §8.5.3.2: no such resource.
@@ -492,7 +623,7 @@ void Host::deliver_local(xml::Element& stanza, const xmpp::Jid& from, const xmpp
       if (type.empty() || type == "normal" || type == "chat") {
         xmpp::Jid bare = to.bare_jid();
         stanza.set_attr("to", bare.full());
-        deliver_bare_message(stanza, from, bare, origin);
+        deliver_bare_message(stanza, from, bare, origin, true);
       } else if (type == "groupchat" && origin != nullptr) {
         refuse(stanza, origin, "cancel", "service-unavailable");
       }
@@ -511,11 +642,11 @@ void Host::deliver_local(xml::Element& stanza, const xmpp::Jid& from, const xmpp
     if (request && origin != nullptr) refuse(stanza, origin, "cancel", "service-unavailable");
     return;
   }
-  deliver_bare_message(stanza, from, to, origin);
+  deliver_bare_message(stanza, from, to, origin, true);
 }
 
 void Host::deliver_bare_message(xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to,
-                                xmpp::Session* origin) {
+                                xmpp::Session* origin, bool copies) {
   std::string_view type = stanza.attr("type");
   if (type == "error") return;  // RFC 6121 §8.5.2.1.1: silently ignored
   if (type == "groupchat") {
@@ -523,15 +654,11 @@ void Host::deliver_bare_message(xml::Element& stanza, const xmpp::Jid& from, con
     return;
   }
   const std::vector<xmpp::Session*>& sessions = router_->resources(to.bare());
-  bool delivered = false;
+  std::vector<xmpp::Session*> got;
   if (type == "headline") {
     // RFC 6121 §8.5.2.1.1: every available resource with non-negative priority.
-    for (xmpp::Session* s : sessions) {
-      if (s->available() && s->priority() >= 0) {
-        s->deliver(stanza);
-        delivered = true;
-      }
-    }
+    for (xmpp::Session* s : sessions)
+      if (s->available() && s->priority() >= 0) got.push_back(s);
   } else {
     // normal and chat: the available resources of highest (non-negative)
     // priority, all of them on a tie (as Prosody does).
@@ -539,16 +666,17 @@ void Host::deliver_bare_message(xml::Element& stanza, const xmpp::Jid& from, con
     for (xmpp::Session* s : sessions)
       if (s->available() && s->priority() > best) best = s->priority();
     if (best >= 0) {
-      for (xmpp::Session* s : sessions) {
-        if (s->available() && s->priority() == best) {
-          s->deliver(stanza);
-          delivered = true;
-        }
-      }
+      for (xmpp::Session* s : sessions)
+        if (s->available() && s->priority() == best) got.push_back(s);
     }
   }
-  if (delivered) return;
   StanzaEvent ev{stanza, origin, from, to, arena()};
+  if (!got.empty()) {
+    for (xmpp::Session* s : got)
+      s->deliver(stanza);
+    if (copies) delivered(ev, got);
+    return;
+  }
   if (run_hooks(Kind::kMessage, Phase::kOffline, ev) == HookResult::kHandled) return;
   // RFC 6121 §8.5.2.2.1: no storage: chat/normal bounce, headline is dropped.
   if (type != "headline" && origin != nullptr)

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "modules/module.h"
@@ -67,7 +68,19 @@ class Host final : public Context {
   void session_bound(xmpp::Session& session);
   // Before the session is unbound (its stream is ending).
   void session_closed(xmpp::Session& session);
+  // XEP-0198: the session continues on a new connection.
+  void session_resumed(xmpp::Session& session);
   void stream_features(std::string& out);
+  // Session::deliver() asks before it writes: true if a module held or
+  // dropped the stanza (CSI).
+  bool filter_output(xmpp::Session& session, const xml::Element& stanza);
+  // A nonza from a bound session: true if a module took it.
+  bool nonza(xmpp::Session& session, const xml::Element& element);
+  // XEP-0198 §5: a message the client never acknowledged before its
+  // session ended; `stanza` was addressed to `session_jid`. Delivered again
+  // to the account's bare JID (another resource, else offline storage),
+  // without the inbound hooks (it was archived and filtered once already).
+  void redeliver_unacked(xml::Element& stanza, const xmpp::Jid& session_jid);
 
   // ---- from the reactor ----
   void set_users(std::vector<std::string> names);
@@ -90,6 +103,17 @@ class Host final : public Context {
   void add_disco_feature(DiscoTarget target, std::string var) override;
   void add_disco_identity(DiscoTarget target, DiscoIdentity identity) override;
   void add_disco_extension(DiscoTarget target, DiscoExtender extender) override;
+  void add_disco_items(DiscoTarget target, DiscoItemsProvider provider) override;
+  void add_disco_node_info(DiscoTarget target, DiscoNodeInfo provider) override;
+  void on_delivered(int priority, DeliveredHandler handler) override;
+  void on_output(int priority, OutputFilter filter) override;
+  void on_nonza(std::string_view ns, NonzaHandler handler) override;
+  bool disco_items(DiscoTarget target, const xmpp::Jid& requester, const xmpp::Jid& entity,
+                   std::string_view node, xml::Element& query) const override;
+  bool disco_node_info(DiscoTarget target, const xmpp::Jid& requester, const xmpp::Jid& entity,
+                       std::string_view node, xml::Element& query) const override;
+  void send_iq(xml::Element& iq, std::function<void(const xml::Element* reply)> done,
+               uint32_t timeout_ms) override;
   const std::vector<std::string>& disco_features(DiscoTarget target) const override;
   const std::vector<DiscoIdentity>& disco_identities(DiscoTarget target) const override;
   void disco_extend(DiscoTarget target, xml::Element& query) const override;
@@ -141,8 +165,9 @@ class Host final : public Context {
   // A message/presence/iq for a local JID (account exists or not).
   void deliver_local(xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to,
                      xmpp::Session* origin);
+  // `copies`: run the on_delivered hooks (carbons) after delivery.
   void deliver_bare_message(xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to,
-                            xmpp::Session* origin);
+                            xmpp::Session* origin, bool copies);
   // Answers `stanza` with a stanza error (never an error or a result).
   void refuse(const xml::Element& stanza, xmpp::Session* origin, std::string_view type,
               std::string_view condition);
@@ -152,6 +177,10 @@ class Host final : public Context {
                             std::string_view condition, std::string_view text,
                             const xml::Element* app, xml::Arena& arena);
   const IqHandler* find_iq(std::string_view ns, std::string_view type, IqTarget target) const;
+  // A result/error to the server or an account's bare JID: true if it
+  // answered a send_iq() request.
+  bool answer_pending(const xml::Element& iq, const xmpp::Jid& from);
+  void delivered(StanzaEvent& ev, const std::vector<xmpp::Session*>& recipients);
   xml::Arena& arena() { return depth_ > 0 ? event_arena_ : scratch_; }
 
   const config::Config* config_;
@@ -165,7 +194,19 @@ class Host final : public Context {
   std::vector<Hook<StanzaHandler>> stanza_hooks_[3][3];                    // [kind][phase]
   std::unordered_map<std::string, IqHandlers, Hash, std::equal_to<>> iq_;  // "ns type"
   std::vector<IqRegistration> iq_list_;
-  std::vector<Hook<SessionHandler>> session_hooks_[3];
+  std::vector<Hook<SessionHandler>> session_hooks_[4];
+  std::vector<Hook<DeliveredHandler>> delivered_hooks_;
+  std::vector<Hook<OutputFilter>> output_filters_;
+  std::unordered_map<std::string, NonzaHandler, Hash, std::equal_to<>> nonzas_;
+  std::vector<DiscoItemsProvider> items_[2];
+  std::vector<DiscoNodeInfo> node_info_[2];
+  struct PendingIq {
+    std::string to;  // the full JID asked
+    std::function<void(const xml::Element*)> done;
+    core::Loop::TimerId timer = 0;
+  };
+  std::unordered_map<std::string, PendingIq, Hash, std::equal_to<>> pending_iq_;  // by id
+  uint64_t iq_seq_ = 0;
   std::vector<Hook<AccountHandler>> account_hooks_[1];
   std::vector<std::function<void(std::string&)>> feature_fns_;
   std::vector<std::string> features_[2];

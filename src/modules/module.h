@@ -58,6 +58,7 @@ enum class Phase : uint8_t {
 
 // Higher runs first.
 inline constexpr int kPriorityFirewall = 1000;  // blocking, limits
+inline constexpr int kPriorityArchive = 50;     // mam: archive and stamp stanza-id before copies
 inline constexpr int kPriorityDefault = 0;
 inline constexpr int kPriorityLate = -100;
 
@@ -70,6 +71,11 @@ struct StanzaEvent {
   const xmpp::Jid& to;
   // Replies and copies built while handling this stanza; reset after it.
   xml::Arena& arena;
+  // XEP-0313/0359: the id under which the archive (mam) stored this
+  // message in the SENDER's archive (kOutbound), for the sent carbon copy
+  // (XEP-0280 §6) to carry. Empty when not archived. Points into `arena`
+  // or the stanza.
+  std::string_view sender_archive_id = {};
 };
 using StanzaHandler = std::function<HookResult(StanzaEvent&)>;
 
@@ -107,7 +113,14 @@ enum class SessionEvent : uint8_t {
   // session can now take messages for the bare JID (fired by the presence
   // module, after its broadcast).
   kAvailable,
-  kClosed,  // the stream is ending; fired before the session is unbound
+  // The session ends: its stream closed, or a XEP-0198 session that lost
+  // its connection was not resumed within [smacks] resume_timeout. Fired
+  // before the session is unbound. A session waiting for resumption is
+  // still bound (it is neither closed nor, to the modules, different).
+  kClosed,
+  // XEP-0198 §5: a client resumed this session on a new connection (same
+  // Session object, nothing was lost). CSI resets to active.
+  kResumed,
 };
 using SessionHandler = std::function<void(xmpp::Session&)>;
 
@@ -125,6 +138,32 @@ struct DiscoIdentity {
 };
 // Adds XEP-0128 extended information (data forms) to a disco#info result.
 using DiscoExtender = std::function<void(xml::Element& query)>;
+// Adds <item/> children to a disco#items result for `target` (the server's
+// domain or an account's bare JID) and `node` ("" for the entity itself),
+// as seen by `requester` (XEP-0030 §4; PEP lists its nodes, XEP-0163 §7.1).
+// Returns true if it knows `node` (a node nobody knows is item-not-found;
+// the return value is ignored for node "").
+using DiscoItemsProvider = std::function<bool(const xmpp::Jid& requester, const xmpp::Jid& target,
+                                              std::string_view node, xml::Element& query)>;
+// Answers disco#info for a node of `target` (e.g. a PEP node): fills
+// `query` and returns true, or returns false if it does not know the node.
+using DiscoNodeInfo = std::function<bool(const xmpp::Jid& requester, const xmpp::Jid& target,
+                                         std::string_view node, xml::Element& query)>;
+
+// After the core delivered a message to local sessions of one account
+// (bare-JID or full-JID delivery, never offline storage): `recipients` are
+// the sessions that got it (at least one). Carbons (XEP-0280) copies it to
+// the account's other resources.
+using DeliveredHandler =
+    std::function<void(StanzaEvent& ev, const std::vector<xmpp::Session*>& recipients)>;
+// On the way to a client, before Session::deliver() writes a stanza: in
+// priority order; kHandled means the module took it (held or dropped, CSI
+// XEP-0352). Session::deliver_raw() bypasses the filters (a module flushing
+// what it held uses it).
+using OutputFilter = std::function<HookResult(xmpp::Session& session, const xml::Element& stanza)>;
+// A top-level element that is not a stanza (a "nonza", e.g. CSI's
+// <active/>) of one namespace, from a bound session.
+using NonzaHandler = std::function<void(xmpp::Session& session, const xml::Element& element)>;
 
 // An LMDB table (named database in data.mdb). Every key of every table
 // starts with the owner's localpart and a zero byte (user_key()), so account
@@ -179,6 +218,13 @@ class Context {
   virtual void add_disco_feature(DiscoTarget target, std::string var) = 0;
   virtual void add_disco_identity(DiscoTarget target, DiscoIdentity identity) = 0;
   virtual void add_disco_extension(DiscoTarget target, DiscoExtender extender) = 0;
+  virtual void add_disco_items(DiscoTarget target, DiscoItemsProvider provider) = 0;
+  virtual void add_disco_node_info(DiscoTarget target, DiscoNodeInfo provider) = 0;
+  virtual void on_delivered(int priority, DeliveredHandler handler) = 0;
+  virtual void on_output(int priority, OutputFilter filter) = 0;
+  // One handler per namespace; unclaimed nonzas close the stream with
+  // <unsupported-stanza-type/>. (XEP-0198's urn:xmpp:sm:3 is the core's.)
+  virtual void on_nonza(std::string_view ns, NonzaHandler handler) = 0;
 
   template <class T>
   void provide(T* service) {
@@ -193,6 +239,13 @@ class Context {
   virtual const std::vector<std::string>& disco_features(DiscoTarget target) const = 0;
   virtual const std::vector<DiscoIdentity>& disco_identities(DiscoTarget target) const = 0;
   virtual void disco_extend(DiscoTarget target, xml::Element& query) const = 0;
+  // True if some provider knows `node` (always for node "").
+  virtual bool disco_items(DiscoTarget target, const xmpp::Jid& requester, const xmpp::Jid& entity,
+                           std::string_view node, xml::Element& query) const = 0;
+  // True if some provider knows the node (and filled `query`).
+  virtual bool disco_node_info(DiscoTarget target, const xmpp::Jid& requester,
+                               const xmpp::Jid& entity, std::string_view node,
+                               xml::Element& query) const = 0;
 
   // ---- the server around the module ----
   virtual const config::Config& config() const = 0;
@@ -220,6 +273,14 @@ class Context {
 
   // Fires a session event's handlers (the presence module fires kAvailable).
   virtual void notify(SessionEvent event, xmpp::Session& session) = 0;
+
+  // An IQ get/set the server sends to a local client's full JID (e.g. a
+  // XEP-0115 disco#info query): set 'to', 'type', 'from' (the domain or the
+  // account's bare JID) and the payload; the host sets a unique 'id'. `done`
+  // runs once with the result or error stanza, or with nullptr when no
+  // answer came within timeout_ms or the session closed.
+  virtual void send_iq(xml::Element& iq, std::function<void(const xml::Element* reply)> done,
+                       uint32_t timeout_ms = 30000) = 0;
 
   // IQ answers: result (with `payload` as its child, may be null) or error.
   virtual void result(const IqEvent& ev, const xml::Element* payload = nullptr) = 0;

@@ -230,6 +230,7 @@ void C2sStream::on_stanza(xml::Element& e) {
     stream_error("not-authorized", "authenticate first");
     return;
   }
+  if (e.ns != xml::kNsClient && state_ == State::kBound && host_->modules().nonza(*this, e)) return;
   if (e.ns != xml::kNsClient || (e.name != "message" && e.name != "presence" && e.name != "iq")) {
     stream_error("unsupported-stanza-type");
     return;
@@ -467,6 +468,7 @@ void C2sStream::handle_stanza(xml::Element& st) {
 
 void C2sStream::deliver(const xml::Element& stanza) {
   if (state_ == State::kClosed || closing_) return;
+  if (host_->modules().filter_output(*this, stanza)) return;  // held or dropped (CSI)
   g_out.clear();
   xml::serialize(stanza, &g_out);
   conn_->send(g_out);

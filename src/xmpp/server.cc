@@ -130,6 +130,10 @@ void Server::apply_config(const config::Config& next) {
   config_.private_storage = next.private_storage;
   config_.account = next.account;
   config_.contact = next.contact;
+  config_.smacks = next.smacks;
+  config_.archive = next.archive;
+  config_.csi = next.csi;
+  config_.pep = next.pep;
   if (host_) host_->reload(config_);
   HEARTH_INFO("server", "configuration reloaded");
 }

@@ -41,10 +41,14 @@ class Session {
   // RFC 6121 §4.6: JIDs this session sent directed presence to while
   // available, outside its subscriptions; they get its unavailable presence.
   std::vector<std::string>& directed() { return directed_; }
+  // XEP-0280: the client enabled carbons (carbons module).
+  bool carbons() const { return carbons_; }
+  void set_carbons(bool on) { carbons_ = on; }
 
  private:
   bool available_ = false;
   bool interested_ = false;
+  bool carbons_ = false;
   int priority_ = 0;
   std::string last_presence_;
   std::vector<std::string> directed_;

@@ -144,7 +144,14 @@ class Disco final : public Module {
       return;
     }
     if (node_given) {
-      ctx_.error(ev, "cancel", "item-not-found");
+      // A node of the account (a PEP node, XEP-0163 §7.1).
+      xml::Element* query = ev.arena.make_element("query", kNsDiscoInfo);
+      query->set_attr("node", node);
+      if (!ctx_.disco_node_info(DiscoTarget::kAccount, ev.from, ev.to, node, *query)) {
+        ctx_.error(ev, "cancel", "item-not-found");
+        return;
+      }
+      ctx_.result(ev, query);
       return;
     }
     ctx_.result(ev, account_info(ev.arena));
@@ -159,13 +166,19 @@ class Disco final : public Module {
       ctx_.error(ev, "cancel", "service-unavailable");
       return;
     }
-    // No items yet (later: MUC, upload on the server; PEP nodes on an
-    // account). The account's resources are not listed (XEP-0030 §4.3).
-    if (ev.payload.has_attr("node")) {
+    // Items come from the modules (PEP nodes on an account; later MUC and
+    // upload on the server). The account's resources are not listed
+    // (XEP-0030 §4.3).
+    DiscoTarget target = ev.target == kIqHost ? DiscoTarget::kServer : DiscoTarget::kAccount;
+    xml::Element* query = ev.arena.make_element("query", kNsDiscoItems);
+    std::string_view node = ev.payload.attr("node");
+    bool node_given = ev.payload.has_attr("node");
+    if (node_given) query->set_attr("node", node);
+    if (!ctx_.disco_items(target, ev.from, ev.to, node, *query) || (node_given && node.empty())) {
       ctx_.error(ev, "cancel", "item-not-found");
       return;
     }
-    ctx_.result(ev, ev.arena.make_element("query", kNsDiscoItems));
+    ctx_.result(ev, query);
   }
 
   std::string caps_node() {

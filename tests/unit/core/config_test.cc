@@ -114,6 +114,14 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
                      "vcard.max_size",
                      "private.max_size",
                      "register.logout_on_password_change",
+                     "smacks.resume_timeout",
+                     "smacks.max_queue",
+                     "archive.expires_after",
+                     "archive.default",
+                     "csi.max_held",
+                     "pep.max_items",
+                     "pep.max_nodes",
+                     "pep.max_item_size",
                      "contact.abuse",
                      "contact.admin",
                      "contact.feedback",
@@ -300,16 +308,16 @@ TEST(ConfigErrorTest, UnknownSection) {
   EXPECT_EQ(error_after_minimal("[cs2]\n"),
             "hearth.ini:3: unknown section [cs2]; did you mean [c2s]? (sections: [server], "
             "[tls], [c2s], [auth], [sandbox], [log], [modules], [roster], [offline], [vcard], "
-            "[private], [register], [contact])");
+            "[private], [register], [smacks], [archive], [csi], [pep], [contact])");
   EXPECT_EQ(error_after_minimal("\n[storage]\n"),
             "hearth.ini:4: unknown section [storage]; sections are: [server], [tls], [c2s], "
             "[auth], [sandbox], [log], [modules], [roster], [offline], [vcard], [private], "
-            "[register], [contact]");
+            "[register], [smacks], [archive], [csi], [pep], [contact]");
   // Section names are case-sensitive like keys.
   EXPECT_EQ(error_of("[Server]\n"),
             "hearth.ini:1: unknown section [Server]; did you mean [server]? (sections: [server], "
             "[tls], [c2s], [auth], [sandbox], [log], [modules], [roster], [offline], [vcard], "
-            "[private], [register], [contact])");
+            "[private], [register], [smacks], [archive], [csi], [pep], [contact])");
 }
 
 TEST(ConfigErrorTest, UnknownKeyWithTypoSuggestion) {
