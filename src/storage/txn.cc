@@ -1,5 +1,6 @@
 #include "storage/txn.h"
 
+#include <string>
 #include <utility>
 
 #include "storage/env.h"
@@ -99,6 +100,57 @@ Status Txn::for_each(Dbi db, std::string_view prefix, const RecordFn& fn) {
   }
   if (rc != MDB_NOTFOUND) return mdb_failure(rc, "mdb_cursor_get");
   return {};
+}
+
+Status Txn::range(Dbi db, std::string_view lower, std::string_view upper, bool reverse,
+                  const RecordFn& fn) {
+  if (Status s = check_usable(); !s) return s;
+  if (!upper.empty() && upper <= lower) return {};
+  MDB_cursor* cursor = nullptr;
+  int rc = mdb_cursor_open(txn_, db, &cursor);
+  if (rc != 0) return mdb_failure(rc, "mdb_cursor_open");
+  CursorCloser closer{cursor};
+
+  MDB_val k, v;
+  if (!reverse) {
+    k = to_val(lower);
+    rc = mdb_cursor_get(cursor, &k, &v, lower.empty() ? MDB_FIRST : MDB_SET_RANGE);
+    while (rc == 0) {
+      std::string_view key = from_val(k);
+      if (!upper.empty() && key >= upper) return {};
+      if (!fn(key, from_val(v))) return {};
+      rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+    }
+  } else {
+    if (upper.empty()) {
+      rc = mdb_cursor_get(cursor, &k, &v, MDB_LAST);
+    } else {
+      // The first key >= upper, then one step back; none >= upper: the last.
+      k = to_val(upper);
+      rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+      if (rc == 0) {
+        rc = mdb_cursor_get(cursor, &k, &v, MDB_PREV);
+      } else if (rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(cursor, &k, &v, MDB_LAST);
+      }
+    }
+    while (rc == 0) {
+      std::string_view key = from_val(k);
+      if (key < lower) return {};
+      if (!fn(key, from_val(v))) return {};
+      rc = mdb_cursor_get(cursor, &k, &v, MDB_PREV);
+    }
+  }
+  if (rc != MDB_NOTFOUND) return mdb_failure(rc, "mdb_cursor_get");
+  return {};
+}
+
+std::string prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff)
+    end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+  return end;
 }
 
 void WriteTxn::put(Dbi db, std::string_view key, std::string_view value) {

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "core/result.h"
@@ -15,6 +16,12 @@ namespace hearth::storage {
 
 class Env;
 using Dbi = MDB_dbi;
+
+// The smallest key greater than every key that starts with `prefix` (the
+// prefix with its last byte incremented, 0xff bytes dropped first); empty
+// when there is none (the prefix is empty or all 0xff). Suits Txn::range's
+// `upper` for a walk over one prefix.
+std::string prefix_end(std::string_view prefix);
 
 // One record of a cursor walk; return false to stop the walk.
 using RecordFn = std::function<bool(std::string_view key, std::string_view value)>;
@@ -33,6 +40,12 @@ class Txn {
   // Every record whose key starts with `prefix` (all records if empty), in
   // key order (bytewise).
   Status for_each(Dbi db, std::string_view prefix, const RecordFn& fn);
+  // Every record with lower <= key < upper (no upper bound when `upper` is
+  // empty), in key order, or with `reverse` in descending order starting
+  // at the last key below `upper`. One cursor seek, then a walk: a page
+  // of a large range costs its own size, not the range's.
+  Status range(Dbi db, std::string_view lower, std::string_view upper, bool reverse,
+               const RecordFn& fn);
 
   bool active() const { return txn_ != nullptr; }
   // Ends the transaction without writing anything. Idempotent.
