@@ -7,6 +7,7 @@
 #include "core/base64.h"
 #include "core/log.h"
 #include "xml/element.h"
+#include "xml/fragment.h"
 
 namespace hearth::xmpp {
 namespace {
@@ -14,6 +15,11 @@ namespace {
 // policy; SASL messages are a few hundred bytes).
 constexpr size_t kPreAuthStanzaSize = 16384;
 constexpr unsigned kMaxSaslFailures = 3;
+// XEP-0198: ask for an acknowledgement once this many stanzas are
+// unacknowledged, or this long after the first one (a phone is not woken
+// for every stanza).
+constexpr size_t kAckEvery = 5;
+constexpr uint64_t kAckDelayMs = 5000;
 std::string g_out;  // serialisation scratch, reused by every stream
 
 std::string random_token(size_t bytes) {
@@ -57,26 +63,27 @@ void C2sStream::arm_ping_timer(uint32_t ms) {
 // dead NAT mapping or a phone out of coverage) and its session is closed,
 // so its contacts see it go offline.
 void C2sStream::on_ping_timer() {
-  if (state_ != State::kBound || closing_) return;
+  if (state_ != State::kBound || closing_ || session_ == nullptr) return;
   if (heard_) {
     ping_pending_ = false;
     arm_ping_timer(host_->ping_interval_ms());
     return;
   }
   if (ping_pending_) {
-    HEARTH_INFO("c2s", "%s: %s did not answer a ping", peer().c_str(), jid_.full().c_str());
+    HEARTH_INFO("c2s", "%s: %s did not answer a ping", peer().c_str(),
+                session_->jid().full().c_str());
     stream_error("connection-timeout", "no answer to a ping");
     return;
   }
   ping_pending_ = true;
-  g_out.assign("<iq type='get' id='srv-ping-");
-  g_out += std::to_string(++ping_seq_);
-  g_out += "' from='";
-  xml::append_escaped(&g_out, host_->domain(), true);
-  g_out += "' to='";
-  xml::append_escaped(&g_out, jid_.full(), true);
-  g_out += "'><ping xmlns='urn:xmpp:ping'/></iq>";
-  conn_->send(g_out);
+  std::string ping = "<iq type='get' id='srv-ping-";
+  ping += std::to_string(++ping_seq_);
+  ping += "' from='";
+  xml::append_escaped(&ping, host_->domain(), true);
+  ping += "' to='";
+  xml::append_escaped(&ping, session_->jid().full(), true);
+  ping += "'><ping xmlns='urn:xmpp:ping'/></iq>";
+  session_->write(ping);
   arm_ping_timer(host_->ping_timeout_ms());
 }
 
@@ -191,7 +198,8 @@ void C2sStream::send_features() {
   } else {
     g_out +=
         "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
-        "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>";
+        "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
+        "<sm xmlns='urn:xmpp:sm:3'/>";
     host_->modules().stream_features(g_out);
   }
   g_out += "</stream:features>";
@@ -230,7 +238,12 @@ void C2sStream::on_stanza(xml::Element& e) {
     stream_error("not-authorized", "authenticate first");
     return;
   }
-  if (e.ns != xml::kNsClient && state_ == State::kBound && host_->modules().nonza(*this, e)) return;
+  if (e.ns == kNsSm) {
+    handle_sm(e);
+    return;
+  }
+  if (e.ns != xml::kNsClient && state_ == State::kBound && host_->modules().nonza(*session_, e))
+    return;
   if (e.ns != xml::kNsClient || (e.name != "message" && e.name != "presence" && e.name != "iq")) {
     stream_error("unsupported-stanza-type");
     return;
@@ -386,9 +399,8 @@ void C2sStream::handle_bind(xml::Element& iq) {
     reply_arena_.reset();
     return;
   }
-  jid_ = std::move(jid.value());
-  Session* old = host_->router().bind(this);
-  registered_ = true;
+  session_ = host_->create_session(this, std::move(jid.value()));
+  Session* old = host_->router().bind(session_);
   if (old) {
     // RFC 6120 §7.7.2.2: the newer session wins; the older one is told why.
     old->kick("conflict", "replaced by a new connection with the same resource");
@@ -398,23 +410,27 @@ void C2sStream::handle_bind(xml::Element& iq) {
     host_->loop().cancel_timer(auth_timer_);
     auth_timer_ = 0;
   }
-  HEARTH_INFO("c2s", "%s: bound %s", peer().c_str(), jid_.full().c_str());
+  HEARTH_INFO("c2s", "%s: bound %s", peer().c_str(), session_->jid().full().c_str());
   reply->set_attr("type", "result");
-  reply->add_child("bind", kNsBind)->add_child("jid", kNsBind)->add_text(jid_.full());
+  reply->add_child("bind", kNsBind)->add_child("jid", kNsBind)->add_text(session_->jid().full());
   send_element(*reply);
   reply_arena_.reset();
   if (host_->ping_interval_ms() > 0) arm_ping_timer(host_->ping_interval_ms());
-  host_->modules().session_bound(*this);
+  host_->modules().session_bound(*session_);
 }
 
 void C2sStream::handle_stanza(xml::Element& st) {
   Router& router = host_->router();
+  ClientSession& session = *session_;
+  // XEP-0198 §4: every stanza received counts, whatever becomes of it.
+  if (session.sm_enabled()) ++session.handled_in();
   // RFC 6120 §8.1.2.1: 'from' is ours to stamp; a different one is an error.
-  std::string full = jid_.full();
+  const Jid& jid = session.jid();
+  std::string full = jid.full();
   std::string_view from = st.attr("from");
   if (!from.empty()) {
     Result<Jid> f = Jid::parse(from);
-    if (!f.ok() || (f.value() != jid_ && f.value() != jid_.bare_jid())) {
+    if (!f.ok() || (f.value() != jid && f.value() != jid.bare_jid())) {
       stream_error("invalid-from");
       return;
     }
@@ -424,7 +440,7 @@ void C2sStream::handle_stanza(xml::Element& st) {
   if (st.name == "iq") {
     if (!st.has_attr("id") ||
         (type != "get" && type != "set" && type != "result" && type != "error")) {
-      router.reply_error(st, *this, "modify", "bad-request", "an iq needs an id and a type");
+      router.reply_error(st, session, "modify", "bad-request", "an iq needs an id and a type");
       return;
     }
     if (type == "get" || type == "set") {
@@ -433,11 +449,11 @@ void C2sStream::handle_stanza(xml::Element& st) {
       for (const xml::Node& n : st.children)
         if (n.element) ++children;
       if (children != 1) {
-        router.reply_error(st, *this, "modify", "bad-request", "get and set carry one child");
+        router.reply_error(st, session, "modify", "bad-request", "get and set carry one child");
         return;
       }
       if (st.child("bind", kNsBind)) {
-        router.reply_error(st, *this, "cancel", "not-allowed", "already bound");
+        router.reply_error(st, session, "cancel", "not-allowed", "already bound");
         return;
       }
       if (type == "set" && st.child("session", kNsSession) && !st.has_attr("to")) {
@@ -453,44 +469,173 @@ void C2sStream::handle_stanza(xml::Element& st) {
   } else if (st.name == "message") {
     if (!type.empty() && type != "chat" && type != "normal" && type != "groupchat" &&
         type != "headline" && type != "error") {
-      router.reply_error(st, *this, "modify", "bad-request", "unknown message type");
+      router.reply_error(st, session, "modify", "bad-request", "unknown message type");
       return;
     }
   } else if (st.name == "presence") {
     if (!type.empty() && type != "unavailable" && type != "subscribe" && type != "subscribed" &&
         type != "unsubscribe" && type != "unsubscribed" && type != "probe" && type != "error") {
-      router.reply_error(st, *this, "modify", "bad-request", "unknown presence type");
+      router.reply_error(st, session, "modify", "bad-request", "unknown presence type");
       return;
     }
   }
-  host_->modules().route(st, *this);
+  host_->modules().route(st, session);
 }
 
-void C2sStream::deliver(const xml::Element& stanza) {
-  if (state_ == State::kClosed || closing_) return;
-  if (host_->modules().filter_output(*this, stanza)) return;  // held or dropped (CSI)
-  g_out.clear();
-  xml::serialize(stanza, &g_out);
-  conn_->send(g_out);
+// ---- XEP-0198 ----
+
+void C2sStream::sm_failed(std::string_view condition, std::string_view extra) {
+  std::string out = "<failed xmlns='urn:xmpp:sm:3'";
+  out += extra;
+  out += "><";
+  out += condition;
+  out += " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>";
+  conn_->send(out);
 }
 
-void C2sStream::deliver_raw(std::string_view xml) {
-  if (state_ == State::kClosed || closing_) return;
-  conn_->send(xml);
+namespace {
+bool parse_u32(std::string_view text, uint32_t* out) {
+  if (text.empty() || text.size() > 10) return false;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > 0xFFFFFFFFu) return false;
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+}  // namespace
+
+void C2sStream::handle_sm(xml::Element& e) {
+  if (e.name == "resume") {
+    handle_resume(e);
+    return;
+  }
+  if (e.name == "enable") {
+    // §3: after binding, once.
+    if (state_ != State::kBound || session_->sm_enabled()) {
+      sm_failed("unexpected-request");
+      return;
+    }
+    std::string_view resume = e.attr("resume");
+    bool resumable = (resume == "true" || resume == "1") && host_->resume_timeout_ms() > 0;
+    session_->enable_sm(resumable);
+    std::string out = "<enabled xmlns='urn:xmpp:sm:3'";
+    if (resumable) {
+      out += " id='";
+      out += session_->sm_id();
+      out += "' resume='true' max='";
+      out += std::to_string(host_->resume_timeout_ms() / 1000);
+      out += "'";
+    }
+    out += "/>";
+    conn_->send(out);
+    return;
+  }
+  if (e.name != "r" && e.name != "a") {
+    stream_error("unsupported-stanza-type");
+    return;
+  }
+  if (state_ != State::kBound || !session_->sm_enabled()) {
+    stream_error("unsupported-stanza-type", "enable stream management first");
+    return;
+  }
+  if (e.name == "r") {
+    std::string out = "<a xmlns='urn:xmpp:sm:3' h='";
+    out += std::to_string(session_->handled_in());
+    out += "'/>";
+    conn_->send(out);
+    return;
+  }
+  uint32_t h = 0;
+  if (!parse_u32(e.attr("h"), &h)) {
+    stream_error("bad-format", "h must be a number from 0 to 4294967295");
+    return;
+  }
+  session_->ack_answered();
+  if (!session_->acknowledge(h)) {
+    std::string app = "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='";
+    app += std::to_string(h);
+    app += "' send-count='";
+    app += std::to_string(session_->queue().sent());
+    app += "'/>";
+    stream_error("undefined-condition", "acknowledged more stanzas than were sent", app);
+    return;
+  }
+  session_->maybe_request_ack();
+}
+
+// XEP-0198 §5: a new stream takes over a session that lost its connection.
+void C2sStream::handle_resume(xml::Element& e) {
+  if (state_ != State::kAuthenticated) {
+    sm_failed("unexpected-request");
+    return;
+  }
+  uint32_t h = 0;
+  if (!parse_u32(e.attr("h"), &h)) {
+    stream_error("bad-format", "h must be a number from 0 to 4294967295");
+    return;
+  }
+  ClientSession* s = host_->find_resumable(e.attr("previd"));
+  // Another account's id is "not found" too: ids are not to be probed.
+  if (s == nullptr || s->jid().local() != username_) {
+    sm_failed("item-not-found");
+    return;
+  }
+  if (s->queue().ack(h) == SmQueue::Ack::kTooHigh) {
+    std::string extra = " h='" + std::to_string(s->handled_in()) + "'";
+    sm_failed("unexpected-request", extra);
+    return;
+  }
+  if (C2sStream* old = s->stream()) {
+    // The old connection died without us noticing (§5 "silent" loss).
+    old->release_session("the session was resumed on another connection");
+  }
+  session_ = s;
+  s->attach(this);
+  state_ = State::kBound;
+  if (auth_timer_) {
+    host_->loop().cancel_timer(auth_timer_);
+    auth_timer_ = 0;
+  }
+  HEARTH_INFO("c2s", "%s: resumed %s (%zu stanzas to send again)", peer().c_str(),
+              s->jid().full().c_str(), s->queue().size());
+  std::string out = "<resumed xmlns='urn:xmpp:sm:3' previd='";
+  xml::append_escaped(&out, s->sm_id(), true);
+  out += "' h='";
+  out += std::to_string(s->handled_in());
+  out += "'/>";
+  conn_->send(out);
+  SmQueue& q = s->queue();
+  for (size_t i = 0; i < q.size(); ++i)
+    conn_->send(q.at(i));
+  s->maybe_request_ack();
+  if (host_->ping_interval_ms() > 0) arm_ping_timer(host_->ping_interval_ms());
+  host_->modules().session_resumed(*s);
+}
+
+void C2sStream::release_session(std::string_view why) {
+  session_ = nullptr;
+  stream_error("conflict", why);
 }
 
 void C2sStream::send_element(const xml::Element& e) {
   g_out.clear();
   xml::serialize(e, &g_out);
-  conn_->send(g_out);
+  if (session_ != nullptr) {
+    session_->write(g_out);  // counted (XEP-0198)
+  } else {
+    conn_->send(g_out);
+  }
 }
 
-void C2sStream::kick(std::string_view condition, std::string_view text) {
-  stream_error(condition, text);
-}
-
-void C2sStream::stream_error(std::string_view condition, std::string_view text) {
+void C2sStream::stream_error(std::string_view condition, std::string_view text,
+                             std::string_view app_xml) {
   if (state_ == State::kClosed || closing_) return;
+  // A stream the server ends on purpose ends its session too; a dead
+  // connection found by the ping leaves it to be resumed.
+  if (condition != "connection-timeout") final_ = true;
   if (state_ == State::kTlsHandshake && !tls_ && conn_->is_tls()) {
     // Nothing XML can be said inside an unfinished handshake.
     end(condition);
@@ -500,6 +645,7 @@ void C2sStream::stream_error(std::string_view condition, std::string_view text) 
   g_out.assign("<stream:error><");
   g_out += condition;
   g_out += " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>";
+  g_out += app_xml;
   if (!text.empty()) {
     g_out += "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>";
     xml::append_escaped(&g_out, text, false);
@@ -514,6 +660,7 @@ void C2sStream::stream_error(std::string_view condition, std::string_view text) 
 
 void C2sStream::on_stream_end() {
   if (closing_) return;
+  final_ = true;  // a clean close: no resumption (XEP-0198 §5)
   send_header({});
   conn_->send("</stream:stream>");
   end("client closed the stream");
@@ -531,12 +678,14 @@ void C2sStream::end(std::string_view reason) {
     host_->loop().cancel_timer(ping_timer_);
     ping_timer_ = 0;
   }
-  if (registered_) {
-    // The modules see the session go (RFC 6121 §4.5.2: presence module
-    // broadcasts unavailable) while it can still be found.
-    host_->modules().session_closed(*this);
-    host_->router().unbind(this);
-    registered_ = false;
+  if (session_ != nullptr) {
+    ClientSession* s = session_;
+    session_ = nullptr;
+    if (final_) {
+      s->end();
+    } else {
+      s->detach();  // ends now unless the client can resume it
+    }
   }
   if (sasl_exchange_) {
     host_->authenticator().abort(sasl_exchange_);
@@ -551,6 +700,170 @@ void C2sStream::on_closed(std::string_view reason) {
   if (!closing_) end(reason);
   state_ = State::kClosed;
   host_->stream_closed(this);
+}
+
+// ---- ClientSession ----
+
+ClientSession::ClientSession(StreamHost* host, C2sStream* stream, Jid jid)
+    : host_(host), stream_(stream), jid_(std::move(jid)) {}
+
+ClientSession::~ClientSession() {
+  core::Loop& loop = host_->loop();
+  if (resume_timer_) loop.cancel_timer(resume_timer_);
+  if (r_timer_) loop.cancel_timer(r_timer_);
+  if (overflow_timer_) loop.cancel_timer(overflow_timer_);
+}
+
+void ClientSession::deliver(const xml::Element& stanza) {
+  if (ended_) return;
+  if (host_->modules().filter_output(*this, stanza)) return;  // held or dropped (CSI)
+  g_out.clear();
+  xml::serialize(stanza, &g_out);
+  write(g_out);
+}
+
+void ClientSession::deliver_raw(std::string_view xml) {
+  if (ended_) return;
+  write(xml);
+}
+
+void ClientSession::write(std::string_view xml) {
+  if (ended_) return;
+  if (sm_enabled_) {
+    queue_.push(xml);
+    if (queue_.size() > host_->sm_max_queue() && !overflow_) {
+      // Not from inside the delivery that is running: the session's
+      // end changes the session table that is being walked.
+      overflow_ = true;
+      HEARTH_INFO("c2s", "%s: %zu stanzas unacknowledged, closing", jid_.full().c_str(),
+                  queue_.size());
+      overflow_timer_ = host_->loop().add_timer(0, [this] {
+        overflow_timer_ = 0;
+        kick("policy-violation", "too many unacknowledged stanzas");
+      });
+    }
+  }
+  if (stream_ != nullptr) {
+    stream_->send_raw(xml);
+    if (sm_enabled_) maybe_request_ack();
+  }
+}
+
+void ClientSession::kick(std::string_view condition, std::string_view text) {
+  if (ended_) return;
+  if (stream_ != nullptr) {
+    stream_->stream_error(condition, text);  // ends the session (final)
+  } else {
+    end();
+  }
+}
+
+void ClientSession::enable_sm(bool resumable) {
+  sm_enabled_ = true;
+  in_count_ = 0;
+  if (resumable) {
+    sm_id_ = random_token(16);
+    host_->register_resumable(sm_id_, this);
+  }
+}
+
+bool ClientSession::acknowledge(uint32_t h) {
+  return queue_.ack(h) != SmQueue::Ack::kTooHigh;
+}
+
+void ClientSession::maybe_request_ack() {
+  if (stream_ == nullptr || r_pending_ || queue_.empty()) return;
+  if (queue_.size() >= kAckEvery) {
+    send_request();
+    return;
+  }
+  if (r_timer_ == 0) {
+    r_timer_ = host_->loop().add_timer(kAckDelayMs, [this] {
+      r_timer_ = 0;
+      if (stream_ != nullptr && !r_pending_ && !queue_.empty()) send_request();
+    });
+  }
+}
+
+void ClientSession::send_request() {
+  r_pending_ = true;
+  if (r_timer_) {
+    host_->loop().cancel_timer(r_timer_);
+    r_timer_ = 0;
+  }
+  stream_->send_raw("<r xmlns='urn:xmpp:sm:3'/>");
+}
+
+void ClientSession::detach() {
+  stream_ = nullptr;
+  r_pending_ = false;
+  if (r_timer_) {
+    host_->loop().cancel_timer(r_timer_);
+    r_timer_ = 0;
+  }
+  if (sm_id_.empty() || ended_ || overflow_) {
+    end();
+    return;
+  }
+  HEARTH_INFO("c2s", "%s: connection lost; waiting %u s for it to resume", jid_.full().c_str(),
+              host_->resume_timeout_ms() / 1000);
+  resume_timer_ = host_->loop().add_timer(host_->resume_timeout_ms(), [this] {
+    resume_timer_ = 0;
+    HEARTH_INFO("c2s", "%s: not resumed in time", jid_.full().c_str());
+    end();
+  });
+}
+
+void ClientSession::attach(C2sStream* stream) {
+  stream_ = stream;
+  r_pending_ = false;
+  if (resume_timer_) {
+    host_->loop().cancel_timer(resume_timer_);
+    resume_timer_ = 0;
+  }
+}
+
+void ClientSession::end() {
+  if (ended_) return;
+  ended_ = true;
+  if (stream_ != nullptr) {
+    C2sStream* s = stream_;
+    stream_ = nullptr;
+    if (s->session() == this) s->release_session("the session ended");
+  }
+  if (!sm_id_.empty()) host_->unregister_resumable(sm_id_);
+  core::Loop& loop = host_->loop();
+  for (core::Loop::TimerId* t : {&resume_timer_, &r_timer_, &overflow_timer_}) {
+    if (*t) loop.cancel_timer(*t);
+    *t = 0;
+  }
+  // The modules see the session go (RFC 6121 §4.5.2: presence module
+  // broadcasts unavailable) while it can still be found.
+  host_->modules().session_closed(*this);
+  host_->router().unbind(this);
+  // XEP-0198 §5 (and "nothing acknowledged is lost"): messages the client
+  // never acknowledged go to the account again: another resource or
+  // offline storage. Only plain messages with a body; copies (carbons,
+  // archive results) and notifications are not messages for the account.
+  if (!queue_.empty()) {
+    xml::Arena arena(2048);
+    size_t again = 0;
+    for (size_t i = 0; i < queue_.size(); ++i) {
+      Result<xml::Element*> el = xml::parse_fragment(queue_.at(i), arena);
+      if (el.ok() && el.value()->name == "message" && el.value()->child("body") != nullptr) {
+        std::string_view type = el.value()->attr("type");
+        if (type.empty() || type == "chat" || type == "normal") {
+          host_->modules().redeliver_unacked(*el.value(), jid_);
+          ++again;
+        }
+      }
+      arena.reset();
+    }
+    HEARTH_INFO("c2s", "%s: %zu unacknowledged stanzas, %zu messages delivered again",
+                jid_.full().c_str(), queue_.size(), again);
+    queue_.clear();
+  }
+  host_->session_ended(this);
 }
 
 }  // namespace hearth::xmpp

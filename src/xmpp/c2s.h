@@ -14,6 +14,7 @@
 #include "xmpp/auth.h"
 #include "xmpp/jid.h"
 #include "xmpp/router.h"
+#include "xmpp/smacks.h"
 
 namespace hearth::modules {
 class Host;
@@ -45,14 +46,29 @@ class StreamHost {
   virtual uint32_t ping_timeout_ms() const = 0;
   // The stream is finished; free it at the end of the turn.
   virtual void stream_closed(class C2sStream* stream) = 0;
+
+  // ---- sessions (XEP-0198) ----
+  virtual uint32_t resume_timeout_ms() const = 0;  // 0: no resumption
+  virtual size_t sm_max_queue() const = 0;
+  // A bound session, owned by the server until session_ended().
+  virtual class ClientSession* create_session(class C2sStream* stream, Jid jid) = 0;
+  virtual void session_ended(ClientSession* session) = 0;
+  virtual void register_resumable(const std::string& id, ClientSession* session) = 0;
+  virtual void unregister_resumable(const std::string& id) = 0;
+  virtual ClientSession* find_resumable(std::string_view id) = 0;
 };
 
-class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handler, public Session {
- public:
-  C2sStream(StreamHost* host, std::unique_ptr<net::Connection> conn, bool direct_tls);
-  ~C2sStream() override;
+class C2sStream;
 
-  Status start();
+// A bound client session (RFC 6120 §7). It outlives its stream when the
+// client enabled XEP-0198 resumption and the connection broke: it then
+// stays bound, queues what is sent to it, and waits [smacks]
+// resume_timeout for a new stream to take it over (§5). Modules and the
+// router see this object, so a resumed session is the same Session.
+class ClientSession final : public Session {
+ public:
+  ClientSession(StreamHost* host, C2sStream* stream, Jid jid);
+  ~ClientSession() override;
 
   // Session
   const Jid& jid() const override { return jid_; }
@@ -60,10 +76,69 @@ class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handl
   void deliver_raw(std::string_view xml) override;
   void kick(std::string_view condition, std::string_view text) override;
 
-  // Close with a stream error (RFC 6120 §4.9) and end the stream.
-  void stream_error(std::string_view condition, std::string_view text = {});
+  C2sStream* stream() const { return stream_; }
+  // A stanza for the client, serialised: counted and kept until
+  // acknowledged when SM is on, and written when a stream is attached.
+  void write(std::string_view xml);
+
+  // ---- XEP-0198 ----
+  bool sm_enabled() const { return sm_enabled_; }
+  const std::string& sm_id() const { return sm_id_; }
+  // Turns counting on; with `resumable`, registers an id for §5.
+  void enable_sm(bool resumable);
+  uint32_t& handled_in() { return in_count_; }  // stanzas received from the client
+  SmQueue& queue() { return queue_; }
+  // The client's <a h=…/>; false if it acknowledged more than was sent.
+  bool acknowledge(uint32_t h);
+  // Sends <r/> when enough is unacknowledged (or later, by a timer).
+  void maybe_request_ack();
+  void ack_answered() { r_pending_ = false; }
+  // The connection is gone (not a clean close): wait for a resumption,
+  // or end now if the session cannot be resumed.
+  void detach();
+  // A new stream resumes this session; the previous one (if any) has let go.
+  void attach(C2sStream* stream);
+  // The session ends for good (RFC 6121 §4.5.2 presence, unbind,
+  // unacknowledged messages delivered again through the bare JID).
+  void end();
+
+ private:
+  void send_request();
+
+  StreamHost* host_;
+  C2sStream* stream_;
+  Jid jid_;
+  bool ended_ = false;
+  bool sm_enabled_ = false;
+  bool r_pending_ = false;  // an <r/> is out, its <a/> not yet back
+  bool overflow_ = false;   // the queue passed max_queue; closing
+  uint32_t in_count_ = 0;
+  std::string sm_id_;
+  SmQueue queue_;
+  core::Loop::TimerId resume_timer_ = 0;
+  core::Loop::TimerId r_timer_ = 0;
+  core::Loop::TimerId overflow_timer_ = 0;
+};
+
+class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handler {
+ public:
+  C2sStream(StreamHost* host, std::unique_ptr<net::Connection> conn, bool direct_tls);
+  ~C2sStream() override;
+
+  Status start();
+
+  // Close with a stream error (RFC 6120 §4.9) and end the stream. The
+  // session ends with it, except on <connection-timeout/> (the client may
+  // resume, XEP-0198 §5).
+  void stream_error(std::string_view condition, std::string_view text = {},
+                    std::string_view app_xml = {});
+  // Raw bytes to the client (a serialised stanza or an SM element).
+  void send_raw(std::string_view xml) { conn_->send(xml); }
+  // XEP-0198 §5: another stream resumed our session; close without ending it.
+  void release_session(std::string_view why);
 
   bool bound() const { return state_ == State::kBound; }
+  ClientSession* session() const { return session_; }
   const std::string& peer() const { return conn_->peer(); }
 
   // ConnectionHandler
@@ -95,6 +170,9 @@ class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handl
   void sasl_failure(std::string_view condition);
   void handle_bind(xml::Element& iq);
   void handle_stanza(xml::Element& stanza);
+  void handle_sm(xml::Element& e);
+  void handle_resume(xml::Element& e);
+  void sm_failed(std::string_view condition, std::string_view extra = {});
   ChannelBindings channel_bindings() const;
   void send_element(const xml::Element& e);
   void end(std::string_view reason);
@@ -109,9 +187,9 @@ class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handl
   bool tls_ = false;
   bool authenticated_ = false;
   bool closing_ = false;
-  bool registered_ = false;
+  bool final_ = false;  // the session ends with this stream (no resumption)
+  ClientSession* session_ = nullptr;
   std::string username_;
-  Jid jid_;
   uint64_t sasl_exchange_ = 0;
   bool sasl_wait_initial_ = false;  // <auth/> without initial response
   bool sasl_pending_ = false;       // a request is with the authenticator

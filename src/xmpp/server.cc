@@ -17,6 +17,9 @@ Server::Server(config::Config config, core::Loop* loop)
 Server::~Server() {
   streams_.clear();
   graveyard_.clear();
+  resumable_.clear();
+  sessions_.clear();
+  session_graveyard_.clear();
   host_.reset();
   db_.reset();
 }
@@ -63,6 +66,7 @@ Status Server::start() {
     host_->end_turn();
     net::Connection::flush_all();
     graveyard_.clear();
+    session_graveyard_.clear();
   });
   return {};
 }
@@ -90,7 +94,43 @@ void Server::stream_closed(C2sStream* stream) {
   if (it == streams_.end()) return;
   graveyard_.push_back(std::move(it->second));
   streams_.erase(it);
-  if (shutting_down_ && streams_.empty()) loop_->stop();
+  if (shutting_down_ && streams_.empty() && sessions_.empty()) loop_->stop();
+}
+
+ClientSession* Server::create_session(C2sStream* stream, Jid jid) {
+  auto session = std::make_unique<ClientSession>(this, stream, std::move(jid));
+  ClientSession* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+  return raw;
+}
+
+void Server::session_ended(ClientSession* session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  session_graveyard_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  if (shutting_down_ && streams_.empty() && sessions_.empty()) loop_->stop();
+}
+
+void Server::register_resumable(const std::string& id, ClientSession* session) {
+  resumable_[id] = session;
+}
+
+void Server::unregister_resumable(const std::string& id) {
+  auto it = resumable_.find(id);
+  if (it != resumable_.end()) resumable_.erase(it);
+}
+
+ClientSession* Server::find_resumable(std::string_view id) {
+  auto it = resumable_.find(id);
+  return it == resumable_.end() ? nullptr : it->second;
+}
+
+size_t Server::detached_count() const {
+  size_t n = 0;
+  for (const auto& [raw, owned] : sessions_)
+    if (raw->stream() == nullptr) ++n;
+  return n;
 }
 
 void Server::on_signal(int sig) {
@@ -108,7 +148,14 @@ void Server::shutdown() {
     open.push_back(raw);
   for (C2sStream* s : open)
     s->stream_error("system-shutdown", "the server is shutting down");
-  if (streams_.empty()) {
+  // Sessions waiting for a XEP-0198 resumption end too: what their
+  // clients never acknowledged goes to offline storage.
+  std::vector<ClientSession*> detached;
+  for (auto& [raw, owned] : sessions_)
+    if (raw->stream() == nullptr) detached.push_back(raw);
+  for (ClientSession* s : detached)
+    s->end();
+  if (streams_.empty() && sessions_.empty()) {
     loop_->stop();
     return;
   }

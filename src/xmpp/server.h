@@ -55,6 +55,16 @@ class Server : public StreamHost {
   uint32_t ping_interval_ms() const override { return config_.ping_interval * 1000u; }
   uint32_t ping_timeout_ms() const override { return config_.ping_timeout * 1000u; }
   void stream_closed(C2sStream* stream) override;
+  uint32_t resume_timeout_ms() const override { return config_.smacks.resume_timeout * 1000u; }
+  size_t sm_max_queue() const override { return config_.smacks.max_queue; }
+  ClientSession* create_session(C2sStream* stream, Jid jid) override;
+  void session_ended(ClientSession* session) override;
+  void register_resumable(const std::string& id, ClientSession* session) override;
+  void unregister_resumable(const std::string& id) override;
+  ClientSession* find_resumable(std::string_view id) override;
+
+  size_t session_count() const { return sessions_.size(); }
+  size_t detached_count() const;
 
  private:
   void accept(int fd, std::string peer, bool direct_tls);
@@ -71,6 +81,13 @@ class Server : public StreamHost {
   std::vector<std::pair<std::unique_ptr<net::Listener>, bool>> listeners_;
   std::unordered_map<C2sStream*, std::unique_ptr<C2sStream>> streams_;
   std::vector<std::unique_ptr<C2sStream>> graveyard_;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<ClientSession*, std::unique_ptr<ClientSession>> sessions_;
+  std::unordered_map<std::string, ClientSession*, Hash, std::equal_to<>> resumable_;
+  std::vector<std::unique_ptr<ClientSession>> session_graveyard_;
   bool shutting_down_ = false;
 };
 
