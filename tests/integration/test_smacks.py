@@ -405,7 +405,8 @@ def check_resumed_delivery(server, bob, alice, new, before, total):
     check_all_once(before + new.numbers(), range(total), "before the break + after resuming")
     for _, el in new.inbox:
         if number_of(el) is not None:
-            assert el.get("to") == alice.jid, "resumed delivery to another JID: " + show(el)
+            assert el.get("to") in (alice.jid, "alice@localhost"), \
+                "resumed delivery to another JID: " + show(el)
     new.assert_ping()
     assert new.request_ack() == alice.sm_out + 1, "the server lost count of our stanzas"
     send_numbers(bob, alice.jid, [total])
@@ -424,8 +425,9 @@ def test_killed_connection_is_resumed_with_every_message_once(make_server):
     kill_tcp(alice)
     before = alice.numbers()
     assert len(before) < 200
-    # More while the session waits for its client: queued.
-    send_numbers(bob, alice.jid, range(200, 220))
+    # More while the session waits for its client, to the bare JID: alice
+    # is still available to others, the session queues them.
+    send_numbers(bob, "alice@localhost", range(200, 220))
     bob.assert_ping()
     new = resume_on_new_connection(server, alice)
     check_resumed_delivery(server, bob, alice, new, before, 220)
@@ -441,7 +443,7 @@ def test_silently_dead_client_is_replaced_by_the_resumption(make_server):
     alice.auto_ack = False
     h = alice.sm_in
     before = alice.numbers()
-    send_numbers(bob, alice.jid, range(200, 220))
+    send_numbers(bob, "alice@localhost", range(200, 220))
     bob.assert_ping()
     new = resume_on_new_connection(server, alice, h)
     check_resumed_delivery(server, bob, alice, new, before, 220)
@@ -621,6 +623,27 @@ def test_client_that_never_acknowledges_is_disconnected_and_loses_nothing(make_s
     got = offline_numbers(fresh, 30, "an unacknowledged message from offline")
     fresh.expect_nothing(0.7, pred=lambda e: number_of(e) is not None)
     check_all_once(got, range(30), "offline after policy-violation")
+    bob.assert_ping()
+    server.assert_alive()
+
+
+def test_client_that_acknowledges_gets_more_than_max_queue(make_server):
+    """max_queue bounds what is unacknowledged, not what is sent: 60
+    messages in batches of 5, each acknowledged, with max_queue = 10."""
+    server = make_server({"smacks": {"resume_timeout": 3, "max_queue": 10}})
+    bob = login_to(server, "bob", "phone")
+    alice = sm_login(server, "alice", "desk")
+    go_online(alice)
+    for first in range(0, 60, 5):
+        send_numbers(bob, alice.jid, range(first, first + 5))
+        alice.read_until(lambda: len(alice.numbers()) == first + 5,
+                         what="messages %d to %d" % (first, first + 4))
+        alice.ack()
+        alice.assert_ping()
+    assert alice.numbers() == list(range(60))
+    alice.ack()
+    alice.expect_nothing(0.3, pred=lambda e: e.tag == tag(NS_STREAM, "error"))
+    alice.assert_ping()
     bob.assert_ping()
     server.assert_alive()
 
