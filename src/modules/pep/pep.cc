@@ -159,14 +159,18 @@ class PepModule final : public Module {
     return *count == 1 ? found : nullptr;
   }
 
-  // Checks a node name given in a request; empty refusal condition = fine.
-  Refusal check_node_name(std::string_view node, bool given) const {
+  // Checks a node name given in a request; empty refusal type = fine. The
+  // longest key (owner, node, item id) must fit LMDB's key size.
+  Refusal check_node_name(std::string_view owner, std::string_view node, bool given) const {
     if (!given || node.empty()) return {"modify", "bad-request", "nodeid-required", {}};
-    if (node.size() > pep::kMaxNodeName) {
+    const size_t fixed = owner.size() + 2 + pep::kMaxItemId;
+    const size_t max_key = ctx_.db().max_key_size();
+    const size_t limit = fixed >= max_key ? 0 : std::min(pep::kMaxNodeName, max_key - fixed);
+    if (node.size() > limit) {
       return {"modify",
               "not-acceptable",
               {},
-              "node names are at most " + std::to_string(pep::kMaxNodeName) + " bytes"};
+              "node names are at most " + std::to_string(limit) + " bytes here"};
     }
     return {};
   }
@@ -379,7 +383,7 @@ class PepModule final : public Module {
   void publish(IqEvent& ev, const std::string& owner, const xml::Element& publish,
                const xml::Element* options) {
     std::string node(publish.attr("node"));
-    if (Refusal r = check_node_name(node, publish.has_attr("node")); !r.type.empty()) {
+    if (Refusal r = check_node_name(owner, node, publish.has_attr("node")); !r.type.empty()) {
       return fail(ev, r);
     }
     int count = 0;
@@ -484,7 +488,7 @@ class PepModule final : public Module {
       // XEP-0060 §8.1.2 instant nodes make no sense for PEP.
       return fail(ev, {"modify", "not-acceptable", "nodeid-required", {}});
     }
-    if (Refusal r = check_node_name(node, true); !r.type.empty()) return fail(ev, r);
+    if (Refusal r = check_node_name(owner, node, true); !r.type.empty()) return fail(ev, r);
     NodeRecord rec;
     if (configure != nullptr) {
       if (const xml::Element* form = configure->child("x", pep::kNsData)) {
@@ -522,7 +526,7 @@ class PepModule final : public Module {
 
   void retract(IqEvent& ev, const std::string& owner, const xml::Element& retract) {
     std::string node(retract.attr("node"));
-    if (Refusal r = check_node_name(node, retract.has_attr("node")); !r.type.empty()) {
+    if (Refusal r = check_node_name(owner, node, retract.has_attr("node")); !r.type.empty()) {
       return fail(ev, r);
     }
     std::vector<std::string> ids;
@@ -582,7 +586,7 @@ class PepModule final : public Module {
 
   void items(IqEvent& ev, const std::string& owner, const xml::Element& request) {
     std::string node(request.attr("node"));
-    if (Refusal r = check_node_name(node, request.has_attr("node")); !r.type.empty()) {
+    if (Refusal r = check_node_name(owner, node, request.has_attr("node")); !r.type.empty()) {
       return fail(ev, r);
     }
     uint32_t max = 0;
@@ -667,7 +671,7 @@ class PepModule final : public Module {
       return fail(ev, {"modify", "bad-request", {}, "unknown pubsub#owner request"});
     }
     std::string node(action->attr("node"));
-    if (Refusal r = check_node_name(node, action->has_attr("node")); !r.type.empty()) {
+    if (Refusal r = check_node_name(owner, node, action->has_attr("node")); !r.type.empty()) {
       return fail(ev, r);
     }
     if (name == "configure") {
