@@ -739,3 +739,54 @@ TEST(ConfigReferenceTest, ReferenceFileMatchesSchema) {
 
 }  // namespace
 }  // namespace hearth::config
+
+namespace hearth::config {
+namespace {
+
+// --------------------------------------- issue 5 keys: durations and modes
+
+TEST(ConfigTest, MultiDeviceDefaults) {
+  Config c = parse_ok(kMinimal);
+  Config plain;
+  EXPECT_EQ(c.smacks.resume_timeout, 300u);
+  EXPECT_EQ(c.smacks.max_queue, 1000u);
+  EXPECT_EQ(c.archive.expires_after, 7u * 86400u);
+  EXPECT_EQ(c.archive.default_mode, "always");
+  EXPECT_EQ(c.csi.max_held, 500u);
+  EXPECT_EQ(c.pep.max_items, 256u);
+  EXPECT_EQ(c.smacks.resume_timeout, plain.smacks.resume_timeout);
+  EXPECT_EQ(c.smacks.max_queue, plain.smacks.max_queue);
+  EXPECT_EQ(c.archive.expires_after, plain.archive.expires_after);
+  EXPECT_EQ(c.archive.default_mode, plain.archive.default_mode);
+  EXPECT_EQ(c.csi.max_held, plain.csi.max_held);
+  EXPECT_EQ(c.pep.max_items, plain.pep.max_items);
+  EXPECT_EQ(c.pep.max_nodes, plain.pep.max_nodes);
+  EXPECT_EQ(c.pep.max_item_size, plain.pep.max_item_size);
+}
+
+TEST(ConfigTest, ArchiveDurations) {
+  auto expires = [](const std::string& v) {
+    return parse_ok(std::string(kMinimal) + "[archive]\nexpires_after = " + v + "\n")
+        .archive.expires_after;
+  };
+  EXPECT_EQ(expires("never"), 0u);
+  EXPECT_EQ(expires("2s"), 2u);
+  EXPECT_EQ(expires("90"), 90u);
+  EXPECT_EQ(expires("15m"), 900u);
+  EXPECT_EQ(expires("12h"), 43200u);
+  EXPECT_EQ(expires("30d"), 30u * 86400u);
+  EXPECT_EQ(expires("4w"), 4u * 604800u);
+  for (const char* bad : {"0", "0d", "1y", "w", "-1d", "1.5d", "never!", "1000000000d"}) {
+    std::string err = error_after_minimal(std::string("[archive]\nexpires_after = ") + bad + "\n");
+    EXPECT_NE(err.find("'expires_after' must be a duration"), std::string::npos)
+        << bad << ": " << err;
+  }
+  EXPECT_NE(error_after_minimal("[archive]\ndefault = sometimes\n")
+                .find("must be always, roster or never"),
+            std::string::npos);
+  EXPECT_EQ(parse_ok(std::string(kMinimal) + "[archive]\ndefault = roster\n").archive.default_mode,
+            "roster");
+}
+
+}  // namespace
+}  // namespace hearth::config
