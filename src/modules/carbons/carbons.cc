@@ -209,8 +209,8 @@ class Carbons final : public Module {
   void send_copies(const xml::Element& message, Direction dir, const std::string& account,
                    std::string_view archive_id, xml::Arena& arena, Pred wanted) {
     xml::Element* copy = nullptr;
-    // A copy: deliver() does not change the router's session table, but a
-    // filter (CSI) could in principle end a session while it runs.
+    // A copy of the list: deliver() may close a stream whose output buffer
+    // overflowed, which unbinds its session from the router.
     std::vector<xmpp::Session*> sessions = ctx_.router().resources(account);
     for (xmpp::Session* s : sessions) {
       if (!s->carbons() || !wanted(s)) continue;
