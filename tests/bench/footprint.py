@@ -10,7 +10,9 @@ Reports, for the real binary on loopback:
     cost per client,
   - login latency: the median of 200 sequential logins,
   - RSS with 1000 users logged in and available, each with 50 roster items
-    (issue 4's figure; --roster-users/--roster-items change it).
+    (issue 4's figure; --roster-users/--roster-items change it),
+  - the memory a XEP-0198 session holds while it waits for its client to
+    resume it (--sm-sessions; issue 5's figure).
 Numbers only; no pass/fail thresholds (these machines are noisy).
 """
 
@@ -202,6 +204,70 @@ def roster_footprint(users, items):
         srv.cleanup()
 
 
+def pid_of_role(monitor_pid, role):
+    for name, pid in processes(monitor_pid):
+        if name == role:
+            return pid
+    raise AssertionError("no %s process" % role)
+
+
+def sm_detached_footprint(sessions, queued):
+    """Reactor RSS per XEP-0198 session waiting for resumption.
+
+    Each client logs in, enables resumable SM, sends initial presence, gets
+    `queued` messages it does not acknowledge, then drops its TCP connection
+    without closing the stream. One at a time, so the TLS state of each
+    connection is freed before the next: the RSS that stays is what the
+    detached sessions hold (session, SM queue, module state)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1024), hard))
+    srv = hearthtest.HearthServer(overrides={"auth": {"scram_iterations": "4096"},
+                                             "smacks": {"resume_timeout": "3600"}},
+                                  log_level="info", name="bench-sm")
+    try:
+        srv.start()
+        for i in range(sessions + 1):
+            srv.add_user("s%d" % i, "pw-%d" % i)
+        srv.add_user("sender", "pw-sender")
+        sender = hearthtest.XmppClient.login(srv, "sender", "pw-sender", resource="bench")
+        reactor = pid_of_role(srv.proc.pid, "reactor")
+
+        def one(i):
+            c = hearthtest.XmppClient.login(srv, "s%d" % i, "pw-%d" % i, resource="phone")
+            c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/><presence/>")
+            c.wait_for(lambda el: hearthtest.local(el.tag) == "enabled", what="<enabled/>")
+            c.wait_for(lambda el: hearthtest.local(el.tag) == "presence", what="own presence")
+            if queued:
+                body = "".join("<message to='s%d@%s/phone' type='chat' id='q%d'><body>queued "
+                               "message number %d for the phone</body></message>"
+                               % (i, hearthtest.DOMAIN, k, k) for k in range(queued))
+                sender.send(body)
+                c.wait_for(lambda el: el.get("id") == "q%d" % (queued - 1), what="last message")
+            c.sock.close()  # no </stream:stream>: the session waits for a resume
+
+        one(sessions)  # warm-up: allocator pools, first TLS session
+        time.sleep(0.3)
+        before = rollup(reactor)[0]
+        t0 = time.monotonic()
+        for i in range(sessions):
+            one(i)
+        sender.send("<iq type='get' id='settle'><ping xmlns='urn:xmpp:ping'/></iq>")
+        sender.wait_for(lambda el: el.get("id") == "settle", what="ping result")
+        time.sleep(0.5)
+        after = rollup(reactor)[0]
+        print("%d detached XEP-0198 sessions, %d unacknowledged messages each, made in %.1f s: "
+              "reactor RSS %d -> %d KiB, %.2f KiB per waiting session"
+              % (sessions, queued, time.monotonic() - t0, before, after,
+                 (after - before) / float(sessions)))
+        srv.assert_alive()
+        sender.close()
+    finally:
+        srv.stop()
+        srv.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=100)
@@ -210,7 +276,13 @@ def main():
     ap.add_argument("--roster-users", type=int, default=1000)
     ap.add_argument("--roster-items", type=int, default=50)
     ap.add_argument("--only-roster", action="store_true")
+    ap.add_argument("--sm-sessions", type=int, default=1000)
+    ap.add_argument("--sm-queued", type=int, default=0)
+    ap.add_argument("--only-sm", action="store_true")
     args = ap.parse_args()
+    if args.only_sm:
+        sm_detached_footprint(args.sm_sessions, args.sm_queued)
+        return
     if args.only_roster:
         roster_footprint(args.roster_users, args.roster_items)
         return
@@ -264,6 +336,8 @@ def main():
         srv.cleanup()
     if args.roster_users > 0:
         roster_footprint(args.roster_users, args.roster_items)
+    if args.sm_sessions > 0:
+        sm_detached_footprint(args.sm_sessions, args.sm_queued)
 
 
 if __name__ == "__main__":
