@@ -190,13 +190,15 @@ class PepModule final : public Module {
     uint64_t seq;
     std::string id, payload;
   };
-  // Items of a node in publish order.
+  // Items of a node in publish order: all, or only the `newest` n (one
+  // reverse cursor walk from the node's end).
   template <class T>
-  Result<std::vector<StoredItem>> load_items(T& txn, std::string_view user, std::string_view node) {
+  Result<std::vector<StoredItem>> load_items(T& txn, std::string_view user, std::string_view node,
+                                             size_t newest = 0) {
     std::vector<StoredItem> out;
     const std::string prefix = pep::items_prefix(user, node);
     bool bad = false;
-    Status s = txn.for_each(items_db(), prefix, [&](std::string_view k, std::string_view v) {
+    auto take = [&](std::string_view k, std::string_view v) {
       auto seq = pep::item_seq(k, prefix.size());
       auto item = pep::decode_item(v);
       if (!seq || !item) {
@@ -204,10 +206,34 @@ class PepModule final : public Module {
         return false;
       }
       out.push_back({*seq, std::move(item->id), std::move(item->payload)});
-      return true;
-    });
+      return newest == 0 || out.size() < newest;
+    };
+    Status s = newest == 0 ? txn.for_each(items_db(), prefix, take)
+                           : txn.range(items_db(), prefix, storage::prefix_end(prefix), true, take);
     if (!s) return s.error();
     if (bad) return make_error("undecodable PEP item of " + std::string(user));
+    if (newest != 0) std::reverse(out.begin(), out.end());
+    return out;
+  }
+
+  // The items with these ids, in the order asked (unknown ids are skipped).
+  template <class T>
+  Result<std::vector<StoredItem>> load_by_id(T& txn, std::string_view user, std::string_view node,
+                                             const std::vector<std::string>& ids) {
+    std::vector<StoredItem> out;
+    for (const std::string& id : ids) {
+      auto seq_bytes = txn.get(ids_db(), pep::id_key(user, node, id));
+      if (!seq_bytes) return seq_bytes.error();
+      if (!seq_bytes->has_value()) continue;
+      auto seq = storage::decode_u64(**seq_bytes);
+      if (!seq) return make_error("bad PEP item id record");
+      auto v = txn.get(items_db(), pep::item_key(user, node, *seq));
+      if (!v) return v.error();
+      if (!v->has_value()) continue;
+      auto item = pep::decode_item(**v);
+      if (!item) return item.error();
+      out.push_back({*seq, std::move(item->id), std::move(item->payload)});
+    }
     return out;
   }
 
@@ -215,7 +241,7 @@ class PepModule final : public Module {
   template <class T>
   Result<std::optional<StoredItem>> last_item(T& txn, std::string_view user,
                                               std::string_view node) {
-    auto items = load_items(txn, user, node);
+    auto items = load_items(txn, user, node, 1);
     if (!items) return items.error();
     if (items->empty()) return std::optional<StoredItem>();
     return std::optional<StoredItem>(std::move(items->back()));
@@ -619,27 +645,17 @@ class PepModule final : public Module {
       case Access::kClosed:
         return fail(ev, {"cancel", "not-allowed", "closed-node", {}});
     }
-    auto all = load_items(*txn, owner, node);
-    if (!all) return internal(ev, all.error().message);
-    std::vector<const StoredItem*> chosen;
-    if (!wanted.empty()) {
-      for (const std::string& id : wanted) {
-        for (const StoredItem& it : *all)
-          if (it.id == id) chosen.push_back(&it);
-      }
-    } else {
-      size_t from = max != 0 && all->size() > max ? all->size() - max : 0;
-      for (size_t i = from; i < all->size(); ++i)
-        chosen.push_back(&(*all)[i]);
-    }
+    auto chosen =
+        wanted.empty() ? load_items(*txn, owner, node, max) : load_by_id(*txn, owner, node, wanted);
+    if (!chosen) return internal(ev, chosen.error().message);
     xml::Element* reply = ev.arena.make_element("pubsub", pep::kNsPubsub);
     xml::Element* list = reply->add_child("items", pep::kNsPubsub);
     list->set_attr("node", node);
-    for (const StoredItem* it : chosen) {
-      auto payload = xml::parse_fragment(it->payload, ev.arena);
+    for (const StoredItem& it : *chosen) {
+      auto payload = xml::parse_fragment(it.payload, ev.arena);
       if (!payload) return internal(ev, "stored PEP item: " + payload.error().message);
       xml::Element* item = list->add_child("item", pep::kNsPubsub);
-      item->set_attr("id", it->id);
+      item->set_attr("id", it.id);
       attach(*item, *payload);
     }
     ctx_.result(ev, reply);
