@@ -432,6 +432,60 @@ def test_killed_connection_is_resumed_with_every_message_once(make_server):
     new = resume_on_new_connection(server, alice)
     check_resumed_delivery(server, bob, alice, new, before, 220)
 
+    # The resumed session breaks again while messages flow: the counters
+    # go on from the resumption, a second resumption loses nothing either.
+    new.recv_size = 512
+    send_numbers(bob, alice.jid, range(221, 321))
+    new.read_until(lambda: len([n for n in new.numbers() if n > 220]) >= 30,
+                   what="30 of the second round of messages")
+    kill_tcp(new)
+    first_two = before + new.numbers()
+    third = resume_on_new_connection(server, new)
+    third.read_until(lambda: len(first_two) + len(third.numbers()) >= 321,
+                     what="the rest after the second resumption")
+    settle(third)
+    check_all_once(first_two + third.numbers(), range(321), "across two resumptions")
+    third.assert_ping()
+    bob.expect_nothing(0.2, pred=is_unavailable_from(alice.jid))
+    server.assert_alive()
+
+
+def test_client_stanzas_cut_off_by_the_break_are_sent_again_once(make_server):
+    """The h in <resumed/> says which of the client's stanzas the server
+    handled (a stanza cut in half by the break is not one); the client
+    sends the rest and bob gets each once."""
+    server = make_server({"smacks": {"resume_timeout": 30}})
+    bob = login_to(server, "bob", "phone")
+    go_online(bob)
+    alice = sm_login(server, "alice", "desk")
+    go_online(alice)
+    start = alice.sm_out
+    batch = ["<message to='%s' type='chat' id='a%d'><body>n%d</body></message>" % (bob.jid, n, n)
+             for n in range(100)]
+    # 60 messages and the start of the 61st, then the connection breaks.
+    alice.send("".join(batch[:60]) + batch[60][:30])
+    time.sleep(0.3)  # the server has read it all
+    kill_tcp(alice)
+    c = sm_connect(server, "alice", name="alice-resumed")
+    el = c.resume(alice.sm_id, alice.sm_in)
+    assert is_sm(el, "resumed"), show(el)
+    handled = int(el.get("h")) - start
+    assert handled == 60, "<resumed h=%s/>, but the server got %d whole stanzas: %s" % (
+        el.get("h"), start + 60, show(el))
+    c.jid = alice.jid
+    c._start_out_count(int(el.get("h")))
+    c.send("".join(batch[handled:]))
+    c.assert_ping()
+    got = []
+    for i in range(100):
+        m = bob.wait_message(lambda e: e.get("from") == alice.jid,
+                             what="alice's message %d of 100" % (i + 1))
+        got.append(int(body_of(m)[1:]))
+    bob.expect_nothing(0.5, pred=lambda e: e.tag == tag(NS_CLIENT, "message"))
+    check_all_once(got, range(100), "alice's messages at bob")
+    assert c.request_ack() == start + 101  # the 100 messages and the ping
+    server.assert_alive()
+
 
 def test_silently_dead_client_is_replaced_by_the_resumption(make_server):
     server = make_server({"smacks": {"resume_timeout": 30}})
