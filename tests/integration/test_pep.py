@@ -7,7 +7,10 @@ notifications, max_items, the [pep] caps, malformed requests; OMEMO
 
 import asyncio
 import base64
+import calendar
 import hashlib
+import re
+import time
 
 from conftest import USERS
 from hearthtest import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, XmppClient, bare_jid, show,
@@ -194,7 +197,10 @@ def test_omemo_devicelist_reaches_contact_with_notify_only(server):
 
     reply = publish(alice, DEVICELIST, devicelist(12345), item_id="current")
     assert published_id(reply, DEVICELIST) == "current"
-    ev = wait_event(bob, DEVICELIST, "bob's devicelist notification")
+    m = bob.wait_message(is_event(DEVICELIST), what="bob's devicelist notification")
+    assert m.get("type") == "headline" and m.get("to") == bob.jid, show(m)
+    assert m.find(tag("urn:xmpp:delay", "delay")) is None, show(m)  # live, not delayed
+    ev = m.find(tag(NS_EVENT, "event"))
     item = event_item(ev, DEVICELIST)
     assert item.get("id") == "current", show(ev)
     dev = item.find("%s/%s" % (tag(NS_AXOLOTL, "list"), tag(NS_AXOLOTL, "device")))
@@ -230,7 +236,14 @@ def test_last_item_on_login_and_caps_verification(server):
     # bob comes online later: the last item of the node he +notifies, once.
     bob = login(server, "bob", "phone")
     ver = announce(bob, [DEVICELIST])
-    ev = wait_event(bob, DEVICELIST, "the last devicelist at login")
+    m = bob.wait_message(is_event(DEVICELIST), what="the last devicelist at login")
+    # Sent later than published: XEP-0203 delay with a XEP-0082 UTC stamp.
+    delay = m.find(tag("urn:xmpp:delay", "delay"))
+    assert delay is not None and re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", delay.get("stamp", "")), show(m)
+    stamp = calendar.timegm(time.strptime(delay.get("stamp"), "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(stamp - time.time()) < 120, show(m)
+    ev = m.find(tag(NS_EVENT, "event"))
     item = event_item(ev, DEVICELIST)
     assert item.get("id") == "current"
     assert [d.get("id") for d in item.iter(tag(NS_AXOLOTL, "device"))] == ["2"], show(ev)

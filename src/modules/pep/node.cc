@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <ctime>
 
 #include "modules/module.h"
 #include "storage/codec.h"
@@ -268,9 +270,9 @@ Result<NodeRecord> decode_node(std::string_view value) {
   return n;
 }
 
-std::string encode_item(std::string_view id, std::string_view payload) {
+std::string encode_item(std::string_view id, std::string_view payload, uint64_t published) {
   storage::Writer w;
-  w.u8(kItemVersion).bytes(id).bytes(payload);
+  w.u8(kItemVersion).bytes(id).bytes(payload).u64(published);
   return w.take();
 }
 
@@ -278,12 +280,14 @@ Result<ItemRecord> decode_item(std::string_view value) {
   storage::Reader r(value);
   uint8_t version = 0;
   std::string_view id, payload;
+  uint64_t published = 0;
   r.u8(&version);
   r.bytes(&id);
   r.bytes(&payload);
+  r.u64(&published);
   if (Status s = r.finish(); !s) return s.error();
   if (version != kItemVersion) return make_error("bad PEP item record");
-  return ItemRecord{std::string(id), std::string(payload)};
+  return ItemRecord{std::string(id), std::string(payload), published};
 }
 
 std::string node_key(std::string_view user, std::string_view node) {
@@ -311,6 +315,18 @@ std::string id_key(std::string_view user, std::string_view node, std::string_vie
 std::optional<uint64_t> item_seq(std::string_view key, size_t prefix_size) {
   if (key.size() != prefix_size + 8) return std::nullopt;
   return storage::decode_u64(key.substr(prefix_size));
+}
+
+std::string format_stamp(uint64_t unix_seconds) {
+  // time_t may be 32 bits (older 32-bit ARM libcs): clamp rather than wrap.
+  time_t t = static_cast<time_t>(unix_seconds);
+  if (static_cast<uint64_t>(t) != unix_seconds) t = 0;
+  struct tm tm {};
+  if (gmtime_r(&t, &tm) == nullptr) return "1970-01-01T00:00:00Z";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
 }
 
 std::string new_item_id() {

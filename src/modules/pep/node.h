@@ -108,9 +108,10 @@ Result<NodeRecord> decode_node(std::string_view value);
 
 struct ItemRecord {
   std::string id;
-  std::string payload;  // one serialised element
+  std::string payload;     // one serialised element
+  uint64_t published = 0;  // Unix seconds
 };
-std::string encode_item(std::string_view id, std::string_view payload);
+std::string encode_item(std::string_view id, std::string_view payload, uint64_t published);
 Result<ItemRecord> decode_item(std::string_view value);
 
 std::string node_key(std::string_view user, std::string_view node);
@@ -120,6 +121,9 @@ std::string id_key(std::string_view user, std::string_view node, std::string_vie
 // The sequence number at the end of an item key of `prefix_size` bytes of
 // prefix; nullopt if the key is not prefix + 8 bytes.
 std::optional<uint64_t> item_seq(std::string_view key, size_t prefix_size);
+
+// XEP-0082 DateTime in UTC ("2026-01-02T03:04:05Z") for a <delay/> stamp.
+std::string format_stamp(uint64_t unix_seconds);
 
 // A random item id (XEP-0060 §7.1.2: the service generates one when the
 // publisher gives none): 32 hex digits.

@@ -14,6 +14,7 @@
 // Storage: see node.h.
 #include <algorithm>
 #include <charconv>
+#include <ctime>
 #include <deque>
 #include <memory>
 #include <string>
@@ -189,6 +190,7 @@ class PepModule final : public Module {
   struct StoredItem {
     uint64_t seq;
     std::string id, payload;
+    uint64_t published;
   };
   // Items of a node in publish order: all, or only the `newest` n (one
   // reverse cursor walk from the node's end).
@@ -205,7 +207,7 @@ class PepModule final : public Module {
         bad = true;
         return false;
       }
-      out.push_back({*seq, std::move(item->id), std::move(item->payload)});
+      out.push_back({*seq, std::move(item->id), std::move(item->payload), item->published});
       return newest == 0 || out.size() < newest;
     };
     Status s = newest == 0 ? txn.for_each(items_db(), prefix, take)
@@ -232,7 +234,7 @@ class PepModule final : public Module {
       if (!v->has_value()) continue;
       auto item = pep::decode_item(**v);
       if (!item) return item.error();
-      out.push_back({*seq, std::move(item->id), std::move(item->payload)});
+      out.push_back({*seq, std::move(item->id), std::move(item->payload), item->published});
     }
     return out;
   }
@@ -335,7 +337,7 @@ class PepModule final : public Module {
   // An <item id=…>payload</item> notification for one item.
   void notify_item(xml::Arena& arena, std::string_view owner, std::string_view node,
                    std::string_view id, xml::Element* payload,
-                   const std::vector<xmpp::Session*>& to) {
+                   const std::vector<xmpp::Session*>& to, uint64_t delayed_since = 0) {
     if (to.empty()) return;
     xml::Element* message = nullptr;
     xml::Element* event = event_message(arena, bare_of(owner), &message);
@@ -344,6 +346,11 @@ class PepModule final : public Module {
     xml::Element* item = items->add_child("item", pep::kNsEvent);
     item->set_attr("id", id);
     if (payload != nullptr) attach(*item, payload);
+    if (delayed_since != 0) {
+      // XEP-0060 §6.1.7: the last published item, sent later, says when.
+      xml::Element* delay = message->add_child("delay", "urn:xmpp:delay");
+      delay->set_attr("stamp", pep::format_stamp(delayed_since));
+    }
     send_to(*message, to);
   }
 
@@ -485,7 +492,8 @@ class PepModule final : public Module {
         if (rec.item_count > 0) --rec.item_count;
       }
       uint64_t seq = rec.next_seq++;
-      t.put(items_db(), pep::item_key(owner, node, seq), pep::encode_item(id, xml));
+      t.put(items_db(), pep::item_key(owner, node, seq),
+            pep::encode_item(id, xml, static_cast<uint64_t>(std::time(nullptr))));
       std::string seq_bytes;
       storage::append_u64(seq_bytes, seq);
       t.put(ids_db(), pep::id_key(owner, node, id), seq_bytes);
@@ -963,7 +971,7 @@ class PepModule final : public Module {
         if (!last || !last->has_value()) continue;
         auto payload = xml::parse_fragment((*last)->payload, arena);
         if (!payload) continue;
-        notify_item(arena, owner, node, (*last)->id, *payload, to);
+        notify_item(arena, owner, node, (*last)->id, *payload, to, (*last)->published);
       }
     };
     send_from(user);

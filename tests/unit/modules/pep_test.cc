@@ -165,11 +165,12 @@ TEST(PepStorageTest, NodeRecordRoundTripsAndRejectsGarbage) {
 }
 
 TEST(PepStorageTest, ItemRecordRoundTrips) {
-  std::string v = encode_item("current", "<list xmlns='urn:x'/>");
+  std::string v = encode_item("current", "<list xmlns='urn:x'/>", 1700000000);
   auto back = decode_item(v);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->id, "current");
   EXPECT_EQ(back->payload, "<list xmlns='urn:x'/>");
+  EXPECT_EQ(back->published, 1700000000u);
   EXPECT_FALSE(decode_item(v.substr(0, 5)));
 }
 
@@ -192,6 +193,12 @@ TEST(PepStorageTest, ItemKeysSortInPublishOrderWithinTheirNode) {
   EXPECT_NE(item_key("alice", "nn", 1).compare(0, prefix.size(), prefix), 0);
   EXPECT_EQ(node_key("alice", "n"), std::string("alice\0n", 7));
   EXPECT_EQ(id_key("alice", "n", "x"), std::string("alice\0n\0x", 9));
+}
+
+TEST(PepStorageTest, DelayStampIsXep0082Utc) {
+  EXPECT_EQ(format_stamp(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(format_stamp(1700000000), "2023-11-14T22:13:20Z");
+  EXPECT_EQ(format_stamp(951782400), "2000-02-29T00:00:00Z");
 }
 
 TEST(PepStorageTest, GeneratedItemIdsAreHexAndDiffer) {
