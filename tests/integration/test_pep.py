@@ -619,3 +619,24 @@ def test_slixmpp_nick_publish_notify_and_retrieve(server, loop):
 
     loop.run_until_complete(run())
     server.assert_alive()
+
+
+def test_account_deletion_removes_pep_data(server):
+    from test_register import dump_tables
+    alice = login(server, "alice", "phone")
+    bob = login(server, "bob", "phone")
+    publish(alice, DEVICELIST, devicelist(1), item_id="current")
+    publish(alice, BOOKMARKS, "<conference xmlns='%s'/>" % BOOKMARKS, item_id="r@muc",
+            options={"pubsub#access_model": "whitelist", "pubsub#max_items": "max"})
+    publish(bob, DEVICELIST, devicelist(2), item_id="current")
+    before = dump_tables(server)
+    for t in ("pep_nodes", "pep_items", "pep_item_ids"):
+        assert any(k.startswith(b"alice\0") for k, _ in before[t]), (t, before[t])
+    alice.close()
+    server.del_user("alice")
+    after = dump_tables(server)
+    for t in ("pep_nodes", "pep_items", "pep_item_ids"):
+        assert not [k for k, _ in after[t] if k.startswith(b"alice\0")], (t, after[t])
+        assert any(k.startswith(b"bob\0") for k, _ in after[t]), (t, after[t])
+    assert item_ids(get_items(bob, BOB, DEVICELIST), DEVICELIST) == ["current"]
+    server.assert_alive()
