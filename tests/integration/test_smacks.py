@@ -596,6 +596,38 @@ def test_not_resumed_in_time_messages_go_to_the_other_resource(make_server):
     server.assert_alive()
 
 
+def test_carbon_copies_are_not_delivered_again_at_the_timeout(make_server):
+    """desk (SM, carbons) gets a received carbon of each message bob sends
+    to laptop and never acknowledges them; when desk's session ends, the
+    copies are not messages for the account: laptop, which had the
+    originals, gets nothing again and nothing goes to offline storage."""
+    timeout = 3
+    server = make_server({"smacks": {"resume_timeout": timeout}})
+    bob = login_to(server, "bob", "phone")
+    desk = sm_login(server, "alice", "desk")
+    go_online(desk)
+    reply = desk.iq("set", "<enable xmlns='urn:xmpp:carbons:2'/>")
+    assert reply.get("type") == "result", show(reply)
+    desk.auto_ack = False
+    laptop = login_to(server, "alice", "laptop")
+    go_online(laptop)
+    send_numbers(bob, laptop.jid, range(10))
+    got = [number_of(laptop.wait_message(lambda e: number_of(e) is not None,
+                                         what="message %d at laptop" % i)) for i in range(10)]
+    assert got == list(range(10))
+    carbons = lambda: [el for _, el in desk.inbox if el.tag == tag(NS_CLIENT, "message")
+                       and el.find("{urn:xmpp:carbons:2}received") is not None]
+    desk.read_until(lambda: len(carbons()) == 10, what="10 received carbons at desk")
+    kill_tcp(desk)
+    time.sleep(timeout + 1.0)
+    laptop.expect_nothing(0.5, pred=lambda e: e.tag == tag(NS_CLIENT, "message"))
+    tablet = login_to(server, "alice", "tablet")
+    go_online(tablet)
+    tablet.expect_nothing(0.7, pred=lambda e: e.tag == tag(NS_CLIENT, "message"))
+    laptop.assert_ping()
+    server.assert_alive()
+
+
 # --------------------------------------------------------------------------
 # 5. graceful restart between
 
