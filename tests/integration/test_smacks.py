@@ -693,6 +693,59 @@ def test_restart_between_resume_fails_messages_in_offline_and_archive(make_serve
     server.assert_alive()
 
 
+def test_restart_with_the_client_connected_stores_what_it_did_not_acknowledge(make_server):
+    """SIGTERM ends a live SM session as well: what the client had not
+    acknowledged is in offline storage after the restart."""
+    server = make_server({"smacks": {"resume_timeout": 60}})
+    bob = login_to(server, "bob", "phone")
+    alice = sm_login(server, "alice", "desk")
+    go_online(alice)
+    alice.auto_ack = False
+    alice.recv_size = 512
+    send_numbers(bob, alice.jid, range(100))
+    alice.read_until(lambda: len(alice.numbers()) >= 30, what="30 messages")
+    alice.ack()
+    alice.assert_ping()
+    acked = alice.numbers(upto=alice.acked)
+    bob.assert_ping()
+    # The harness closes its clients cleanly before a restart; alice stays
+    # connected and sees the server go.
+    server.clients.remove(alice)
+    server.restart()
+    alice._wait(lambda: True if (alice.eof or alice.stream_closed) else None, None,
+                "the server closing alice's stream at shutdown")
+    alice.close()
+    fresh = login_to(server, "alice", "desk")
+    fresh.send("<presence/>")
+    expected = [n for n in range(100) if n not in acked]
+    got = offline_numbers(fresh, len(expected), "an unacknowledged message from offline")
+    fresh.expect_nothing(0.7, pred=lambda e: number_of(e) is not None)
+    check_all_once(got, expected, "offline after a restart with alice connected")
+    check_all_once(acked + got, range(100), "acknowledged + offline")
+    server.assert_alive()
+
+
+def test_iq_for_a_session_that_ends_unresumed_is_answered_with_an_error(make_server):
+    """RFC 6120 8.2.3: an IQ request gets a reply. One queued for a
+    waiting session that then ends is treated like one for an unavailable
+    resource (XEP-0198 section 5): the server answers it with an error."""
+    timeout = 2
+    server = make_server({"smacks": {"resume_timeout": timeout}})
+    bob = login_to(server, "bob", "phone")
+    alice = sm_login(server, "alice", "desk")
+    go_online(alice)
+    kill_tcp(alice)
+    bob.assert_ping()
+    bob.send("<iq type='get' id='to-gone' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+             % alice.jid)
+    reply = bob.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("id") == "to-gone",
+                         timeout=timeout + 5, what="an answer to the IQ for alice's session")
+    assert reply.get("type") == "error", show(reply)
+    assert reply.get("from") == alice.jid, show(reply)
+    bob.assert_ping()
+    server.assert_alive()
+
+
 # --------------------------------------------------------------------------
 # 6. queue bound
 
