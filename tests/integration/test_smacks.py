@@ -327,15 +327,20 @@ def test_enable_and_counting_in_both_directions(make_server):
     # Nothing counted yet: failed <enable/> and <r/> are no stanzas.
     assert alice.request_ack() == 0
     assert alice.sm_out == 0
-    # One IQ, one presence, one message (stored offline for bob), one IQ.
+    # One IQ, one presence, one message (stored offline for bob), one IQ,
+    # and one the server refuses (an error reply; it counts all the same).
     alice.send("<iq type='get' id='c1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
                "<presence/>"
                "<message to='bob@localhost' type='chat' id='c3'><body>hi</body></message>"
-               "<iq type='get' id='c4'><query xmlns='%s'/></iq>" % NS_DISCO_INFO)
-    assert alice.sm_out == 4
-    assert alice.request_ack() == 4
-    alice.assert_ping()
+               "<iq type='get' id='c4'><query xmlns='%s'/></iq>"
+               "<iq type='get' id='c5'><nothing xmlns='urn:example:nothing'/></iq>"
+               % NS_DISCO_INFO)
+    assert alice.sm_out == 5
     assert alice.request_ack() == 5
+    err = alice.wait_for(lambda e: e.get("id") == "c5", what="the error for c5")
+    assert err.get("type") == "error", show(err)
+    alice.assert_ping()
+    assert alice.request_ack() == 6
     assert alice.sm_in >= 3, "not even the three IQ results were counted"
 
     # The server asks (<r/>) when it has sent unacknowledged stanzas; our
