@@ -202,7 +202,8 @@ def test_account_info_self_contact_stranger(server, login):
     hearthtest.subscribe(bob, "bob", alice, "alice")
 
     q = result_query(info(alice, to=bare_jid("alice")))
-    assert identities(q) == [("account", "registered", "", "")], show(q)
+    # The account itself, and its personal eventing service (XEP-0163 §6).
+    assert identities(q) == [("account", "registered", "", ""), ("pubsub", "pep", "", "")], show(q)
     feats = features(q)
     assert {NS_DISCO_INFO, NS_DISCO_ITEMS} <= set(feats)
     assert feats == sorted(set(feats))
