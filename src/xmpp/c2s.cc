@@ -846,21 +846,50 @@ void ClientSession::end() {
   // offline storage. Only plain messages with a body; copies (carbons,
   // archive results) and notifications are not messages for the account.
   if (!queue_.empty()) {
+    // Which of the account's other sessions already have a copy: all the
+    // available ones with priority >= 0 got a message to the bare JID
+    // (RFC 6121 §8.5.2.1.1), and carbons-enabled ones got a copy of one
+    // to this full JID (XEP-0280). Sending those again would duplicate.
+    bool others_available = false, others_carbons = false;
+    for (Session* other : host_->router().resources(jid_.bare())) {
+      if (other == this) continue;
+      if (other->available() && other->priority() >= 0) others_available = true;
+      if (other->carbons()) others_carbons = true;
+    }
     xml::Arena arena(2048);
-    size_t again = 0;
+    size_t again = 0, answered = 0;
+    std::string bare = jid_.bare();
     for (size_t i = 0; i < queue_.size(); ++i) {
-      Result<xml::Element*> el = xml::parse_fragment(queue_.at(i), arena);
-      if (el.ok() && el.value()->name == "message" && el.value()->child("body") != nullptr) {
-        std::string_view type = el.value()->attr("type");
-        if (type.empty() || type == "chat" || type == "normal") {
-          host_->modules().redeliver_unacked(*el.value(), jid_);
-          ++again;
-        }
+      Result<xml::Element*> parsed = xml::parse_fragment(queue_.at(i), arena);
+      if (!parsed.ok()) continue;
+      xml::Element& el = *parsed.value();
+      std::string_view type = el.attr("type");
+      if (el.name == "message" && el.child("body") != nullptr &&
+          (type.empty() || type == "chat" || type == "normal")) {
+        bool to_bare = el.attr("to") == bare;
+        if (to_bare ? others_available : others_carbons) continue;
+        host_->modules().redeliver_unacked(el, jid_);
+        ++again;
+      } else if (el.name == "iq" && (type == "get" || type == "set")) {
+        // RFC 6120 §8.2.3: a request gets an answer, as one to a resource
+        // that is gone (XEP-0198 §5 treats the queue that way).
+        xml::Element* reply = arena.make_element("iq", xml::kNsClient);
+        reply->set_attr("from", jid_.full());
+        reply->set_attr("to", el.attr("from"));
+        reply->set_attr("id", el.attr("id"));
+        reply->set_attr("type", "error");
+        xml::Element* error = reply->add_child("error", xml::kNsClient);
+        error->set_attr("type", "cancel");
+        error->add_child("service-unavailable", kNsStanzas);
+        host_->modules().send(*reply);
+        ++answered;
       }
       arena.reset();
     }
-    HEARTH_INFO("c2s", "%s: %zu unacknowledged stanzas, %zu messages delivered again",
-                jid_.full().c_str(), queue_.size(), again);
+    HEARTH_INFO("c2s",
+                "%s: %zu unacknowledged stanzas, %zu messages delivered again, %zu "
+                "requests answered with an error",
+                jid_.full().c_str(), queue_.size(), again, answered);
     queue_.clear();
   }
   host_->session_ended(this);
