@@ -495,6 +495,15 @@ const std::vector<Row>& rows() {
        10000000,
        "",
        &set_int<uint32_t, &Config::scram_iterations>},
+      {{"auth", "min_password_length", KeyType::kInt, "10", false,
+        "Fewest characters a new password may have (1 to 1024); passwords that contain the "
+        "user name or the domain, or are among the most common ones, are refused too."},
+       1,
+       1024,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->min_password_length);
+       }},
       {{"sandbox", "mode", KeyType::kEnum, "enforce", false,
         "enforce: a process that makes a system call outside its allow-list is killed; "
         "log: it is only logged (debugging)."},

@@ -33,6 +33,7 @@ struct Config {
   uint32_t ping_timeout = 60;      // seconds to answer anything before the stream is closed
   // [auth]
   uint32_t scram_iterations = 10000;
+  uint32_t min_password_length = 10;  // characters (Unicode code points)
   // [sandbox]
   bool sandbox_log = false;  // mode = log: violations are logged, not fatal (debugging)
   // [log]

@@ -106,6 +106,7 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
                      "c2s.ping_interval",
                      "c2s.ping_timeout",
                      "auth.scram_iterations",
+                     "auth.min_password_length",
                      "sandbox.mode",
                      "log.level",
                      "modules.disabled",
@@ -141,8 +142,9 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
   EXPECT_EQ(schema()[8].type, KeyType::kInt);
   EXPECT_EQ(schema()[2].type, KeyType::kList);
   EXPECT_EQ(schema()[4].type, KeyType::kBool);
-  EXPECT_EQ(schema()[15].type, KeyType::kEnum);
+  EXPECT_EQ(schema()[15].type, KeyType::kInt);  // auth.min_password_length
   EXPECT_EQ(schema()[16].type, KeyType::kEnum);
+  EXPECT_EQ(schema()[17].type, KeyType::kEnum);
   EXPECT_EQ(schema()[0].type, KeyType::kString);
   EXPECT_TRUE(schema()[0].required);
 }
@@ -330,7 +332,7 @@ TEST(ConfigErrorTest, UnknownKeyWithTypoSuggestion) {
             "[server]: domain, data_dir, admins, user, expose_version)");
   EXPECT_EQ(error_after_minimal("[auth]\nscram_iteration = 5000\n"),
             "hearth.ini:4: unknown key 'scram_iteration' in [auth]; did you mean "
-            "'scram_iterations'? (keys in [auth]: scram_iterations)");
+            "'scram_iterations'? (keys in [auth]: scram_iterations, min_password_length)");
 }
 
 TEST(ConfigErrorTest, UnknownKeyWithoutSuggestion) {
