@@ -426,7 +426,7 @@ def test_killed_connection_is_resumed_with_every_message_once(make_server):
     bob, alice = online_pair(server)
     alice.recv_size = 512  # what the server wrote stays partly unread
     send_numbers(bob, alice.jid, range(200))
-    alice.read_until(lambda: len(alice.numbers()) >= 60, what="60 of bob's 200 messages")
+    alice.read_until(lambda: len(alice.numbers()) >= 20, what="20 of bob's 200 messages")
     kill_tcp(alice)
     before = alice.numbers()
     assert len(before) < 200
@@ -440,16 +440,16 @@ def test_killed_connection_is_resumed_with_every_message_once(make_server):
     # The resumed session breaks again while messages flow: the counters
     # go on from the resumption, a second resumption loses nothing either.
     new.recv_size = 512
-    send_numbers(bob, alice.jid, range(221, 321))
-    new.read_until(lambda: len([n for n in new.numbers() if n > 220]) >= 30,
-                   what="30 of the second round of messages")
+    send_numbers(bob, alice.jid, range(221, 271))
+    new.read_until(lambda: len([n for n in new.numbers() if n > 220]) >= 10,
+                   what="10 of the second round of messages")
     kill_tcp(new)
     first_two = before + new.numbers()
     third = resume_on_new_connection(server, new)
-    third.read_until(lambda: len(first_two) + len(third.numbers()) >= 321,
+    third.read_until(lambda: len(first_two) + len(third.numbers()) >= 271,
                      what="the rest after the second resumption")
     settle(third)
-    check_all_once(first_two + third.numbers(), range(321), "across two resumptions")
+    check_all_once(first_two + third.numbers(), range(271), "across two resumptions")
     third.assert_ping()
     bob.expect_nothing(0.2, pred=is_unavailable_from(alice.jid))
     server.assert_alive()
@@ -496,16 +496,16 @@ def test_silently_dead_client_is_replaced_by_the_resumption(make_server):
     server = make_server({"smacks": {"resume_timeout": 30}})
     bob, alice = online_pair(server)
     alice.recv_size = 512
-    send_numbers(bob, alice.jid, range(200))
-    alice.read_until(lambda: len(alice.numbers()) >= 60, what="60 of bob's 200 messages")
+    send_numbers(bob, alice.jid, range(100))
+    alice.read_until(lambda: len(alice.numbers()) >= 20, what="20 of bob's 100 messages")
     # alice's device vanishes: the socket stays open and is never read again.
     alice.auto_ack = False
     h = alice.sm_in
     before = alice.numbers()
-    send_numbers(bob, "alice@localhost", range(200, 220))
+    send_numbers(bob, "alice@localhost", range(100, 110))
     bob.assert_ping()
     new = resume_on_new_connection(server, alice, h)
-    check_resumed_delivery(server, bob, alice, new, before, 220)
+    check_resumed_delivery(server, bob, alice, new, before, 110)
     # The server closed the old connection: the stream, and the TCP
     # connection too, although the dead client never answers.
     alice._wait(lambda: True if alice.stream_closed else None, None,
@@ -548,9 +548,9 @@ def test_not_resumed_in_time_unacknowledged_messages_go_offline(make_server):
     timeout = 3
     server = make_server({"smacks": {"resume_timeout": timeout}})
     bob, alice = online_pair(server)
-    acked, received = break_while_flowing(bob, alice, 150, 40, 80)
+    acked, received = break_while_flowing(bob, alice, 100, 15, 30)
     killed = time.monotonic()
-    send_numbers(bob, alice.jid, range(150, 170))
+    send_numbers(bob, alice.jid, range(100, 120))
     bob.assert_ping()
     # Still online to bob while the session waits...
     bob.expect_nothing(max(0.0, killed + timeout - 0.7 - time.monotonic()),
@@ -567,25 +567,25 @@ def test_not_resumed_in_time_unacknowledged_messages_go_offline(make_server):
     fresh = login_to(server, "alice", "desk")
     fresh.expect_nothing(0.3, pred=lambda e: number_of(e) is not None)  # not before presence
     fresh.send("<presence/>")
-    expected = [n for n in range(170) if n not in acked]
+    expected = [n for n in range(120) if n not in acked]
     got = offline_numbers(fresh, len(expected), "an unacknowledged message from offline")
     fresh.expect_nothing(0.7, pred=lambda e: number_of(e) is not None)
     check_all_once(got, expected, "offline after the timeout")
-    check_all_once(acked + got, range(170), "acknowledged + offline")
+    check_all_once(acked + got, range(120), "acknowledged + offline")
     fresh.assert_ping()
     bob.assert_ping()
     server.assert_alive()
 
 
 def test_not_resumed_in_time_messages_go_to_the_other_resource(make_server):
-    timeout = 3
+    timeout = 2
     server = make_server({"smacks": {"resume_timeout": timeout}})
     bob, alice = online_pair(server)
     laptop = login_to(server, "alice", "laptop")
     go_online(laptop)
-    acked, _ = break_while_flowing(bob, alice, 100, 30, 60)
+    acked, _ = break_while_flowing(bob, alice, 60, 10, 20)
     laptop.expect_nothing(timeout - 1.0, pred=lambda e: number_of(e) is not None)
-    expected = [n for n in range(100) if n not in acked]
+    expected = [n for n in range(60) if n not in acked]
     got = []
     for i in range(len(expected)):
         el = laptop.wait_message(lambda e: number_of(e) is not None, timeout=timeout + 5,
@@ -606,7 +606,7 @@ def test_carbon_copies_are_not_delivered_again_at_the_timeout(make_server):
     to laptop and never acknowledges them; when desk's session ends, the
     copies are not messages for the account: laptop, which had the
     originals, gets nothing again and nothing goes to offline storage."""
-    timeout = 3
+    timeout = 2
     server = make_server({"smacks": {"resume_timeout": timeout}})
     bob = login_to(server, "bob", "phone")
     desk = sm_login(server, "alice", "desk")
@@ -672,7 +672,7 @@ def test_restart_between_resume_fails_messages_in_offline_and_archive(make_serve
     bob = login_to(server, "bob", "phone")
     alice = sm_login(server, "alice", "desk")
     go_online(alice)
-    acked, _ = break_while_flowing(bob, alice, 150, 40, 80)
+    acked, _ = break_while_flowing(bob, alice, 100, 15, 30)
     bob.assert_ping()  # every message has reached alice's waiting session
     server.restart()  # graceful (SIGTERM)
 
@@ -683,17 +683,17 @@ def test_restart_between_resume_fails_messages_in_offline_and_archive(make_serve
     assert c.bind("desk") == alice.jid
     c.enable(resume=True)
     c.send("<presence/>")
-    expected = [n for n in range(150) if n not in acked]
+    expected = [n for n in range(100) if n not in acked]
     got = offline_numbers(c, len(expected), "an unacknowledged message from offline")
     c.expect_nothing(0.7, pred=lambda e: number_of(e) is not None)
     check_all_once(got, expected, "offline after the restart")
-    check_all_once(acked + got, range(150), "acknowledged + offline")
+    check_all_once(acked + got, range(100), "acknowledged + offline")
 
     # Everything is in alice's archive, once.
     info = c.iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to="alice@localhost")
     features = [f.get("var") for f in info.iter(tag(NS_DISCO_INFO, "feature"))]
     assert NS_MAM in features, "no %s in the account's disco#info: %s" % (NS_MAM, show(info))
-    check_all_once(mam_numbers(c), range(150), "alice's archive")
+    check_all_once(mam_numbers(c), range(100), "alice's archive")
     c.assert_ping()
     server.assert_alive()
 
@@ -707,8 +707,8 @@ def test_restart_with_the_client_connected_stores_what_it_did_not_acknowledge(ma
     go_online(alice)
     alice.auto_ack = False
     alice.recv_size = 512
-    send_numbers(bob, alice.jid, range(100))
-    alice.read_until(lambda: len(alice.numbers()) >= 30, what="30 messages")
+    send_numbers(bob, alice.jid, range(60))
+    alice.read_until(lambda: len(alice.numbers()) >= 10, what="10 messages")
     alice.ack()
     alice.assert_ping()
     acked = alice.numbers(upto=alice.acked)
@@ -722,11 +722,11 @@ def test_restart_with_the_client_connected_stores_what_it_did_not_acknowledge(ma
     alice.close()
     fresh = login_to(server, "alice", "desk")
     fresh.send("<presence/>")
-    expected = [n for n in range(100) if n not in acked]
+    expected = [n for n in range(60) if n not in acked]
     got = offline_numbers(fresh, len(expected), "an unacknowledged message from offline")
     fresh.expect_nothing(0.7, pred=lambda e: number_of(e) is not None)
     check_all_once(got, expected, "offline after a restart with alice connected")
-    check_all_once(acked + got, range(100), "acknowledged + offline")
+    check_all_once(acked + got, range(60), "acknowledged + offline")
     server.assert_alive()
 
 
@@ -756,7 +756,7 @@ def test_iq_for_a_session_that_ends_unresumed_is_answered_with_an_error(make_ser
 
 
 def test_client_that_never_acknowledges_is_disconnected_and_loses_nothing(make_server):
-    timeout = 3
+    timeout = 2
     server = make_server({"smacks": {"resume_timeout": timeout, "max_queue": 10}})
     bob = login_to(server, "bob", "phone")
     alice = sm_login(server, "alice", "desk")
