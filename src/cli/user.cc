@@ -21,6 +21,7 @@
 #include "storage/env.h"
 #include "xmpp/account_store.h"
 #include "xmpp/jid.h"
+#include "xmpp/password_policy.h"
 #include "xmpp/router.h"
 
 namespace hearth::cli {
@@ -223,6 +224,11 @@ int cmd_user(const std::string& action, const Args& args) {
   if (Status s = proc::drop_privileges(user.value()); !s.ok()) return fail(s.error().message);
   if ((action == "add" || action == "passwd") && password.value.empty())
     return fail("empty password");
+  if (action == "add" || action == "passwd") {
+    // min_length: [auth] min_password_length once the schema has it.
+    Status s = xmpp::check_password(password.value, username, cfg->domain, xmpp::kDefaultMinLength);
+    if (!s.ok()) return fail(s.error().message);
+  }
   std::string jid = username + "@" + cfg->domain;
 
   ipc::AccountRequest request;

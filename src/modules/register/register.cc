@@ -13,6 +13,7 @@
 #include "ipc/messages.h"
 #include "modules/module.h"
 #include "xmpp/jid.h"
+#include "xmpp/password_policy.h"
 #include "xmpp/router.h"
 
 namespace hearth::modules {
@@ -96,6 +97,15 @@ class Register final : public Module {
     if (secret.size() > ipc::kMaxPassword) {
       sodium_memzero(secret.data(), secret.size());
       ctx_.error(ev, "modify", "not-acceptable", "The password is too long");
+      return;
+    }
+    // §3.3: a password the server does not accept is not-acceptable; the
+    // text says why. min_length: [auth] min_password_length once it exists.
+    if (Status s =
+            xmpp::check_password(secret, ev.from.local(), ctx_.domain(), xmpp::kDefaultMinLength);
+        !s.ok()) {
+      sodium_memzero(secret.data(), secret.size());
+      ctx_.error(ev, "modify", "not-acceptable", s.error().message);
       return;
     }
     IqReply reply = Context::reply_to(ev);
