@@ -633,6 +633,64 @@ def test_carbon_copies_are_not_delivered_again_at_the_timeout(make_server):
     server.assert_alive()
 
 
+def test_bare_jid_messages_the_other_resource_had_are_not_sent_to_it_again(make_server):
+    """desk and laptop are available at the same priority: a message to the
+    bare JID reaches both. desk never acknowledges and dies; laptop, which
+    has the messages, does not get them a second time, and nothing goes
+    to offline storage."""
+    timeout = 2
+    server = make_server({"smacks": {"resume_timeout": timeout}})
+    bob = login_to(server, "bob", "phone")
+    desk = sm_login(server, "alice", "desk")
+    go_online(desk)
+    desk.auto_ack = False
+    laptop = login_to(server, "alice", "laptop")
+    go_online(laptop)
+    send_numbers(bob, "alice@localhost", range(10))
+    got = [number_of(laptop.wait_message(lambda e: number_of(e) is not None,
+                                         what="message %d at laptop" % i)) for i in range(10)]
+    assert got == list(range(10))
+    desk.read_until(lambda: len(desk.numbers()) == 10, what="the 10 messages at desk")
+    kill_tcp(desk)
+    time.sleep(timeout + 1.0)
+    laptop.expect_nothing(0.5, pred=lambda e: e.tag == tag(NS_CLIENT, "message"))
+    tablet = login_to(server, "alice", "tablet")
+    go_online(tablet)
+    tablet.expect_nothing(0.7, pred=lambda e: e.tag == tag(NS_CLIENT, "message"))
+    server.assert_alive()
+
+
+def test_resource_that_comes_online_later_gets_what_the_dead_one_did_not_acknowledge(
+        make_server):
+    """desk is alone when bob's messages (to the bare JID and to desk) are
+    delivered to it; desk dies without acknowledging them. laptop comes
+    online (with carbons) while desk's session waits: it never had those
+    messages, so at the timeout they reach it, each once, in order."""
+    timeout = 2
+    server = make_server({"smacks": {"resume_timeout": timeout}})
+    bob = login_to(server, "bob", "phone")
+    desk = sm_login(server, "alice", "desk")
+    go_online(desk)
+    desk.auto_ack = False
+    send_numbers(bob, "alice@localhost", range(10))
+    send_numbers(bob, desk.jid, range(10, 20))
+    desk.read_until(lambda: len(desk.numbers()) == 20, what="the 20 messages at desk")
+    kill_tcp(desk)
+    laptop = login_to(server, "alice", "laptop")
+    go_online(laptop)
+    reply = laptop.iq("set", "<enable xmlns='urn:xmpp:carbons:2'/>")
+    assert reply.get("type") == "result", show(reply)
+    got = []
+    for i in range(20):
+        el = laptop.wait_message(lambda e: number_of(e) is not None, timeout=timeout + 5,
+                                 what="desk's unacknowledged message %d of 20 at laptop" % (i + 1))
+        got.append(number_of(el))
+    laptop.expect_nothing(0.5, pred=lambda e: number_of(e) is not None)
+    check_all_once(got, range(20), "at the resource that came online later")
+    laptop.assert_ping()
+    server.assert_alive()
+
+
 # --------------------------------------------------------------------------
 # 5. graceful restart between
 
