@@ -225,8 +225,8 @@ int cmd_user(const std::string& action, const Args& args) {
   if ((action == "add" || action == "passwd") && password.value.empty())
     return fail("empty password");
   if (action == "add" || action == "passwd") {
-    // min_length: [auth] min_password_length once the schema has it.
-    Status s = xmpp::check_password(password.value, username, cfg->domain, xmpp::kDefaultMinLength);
+    Status s =
+        xmpp::check_password(password.value, username, cfg->domain, cfg->min_password_length);
     if (!s.ok()) return fail(s.error().message);
   }
   std::string jid = username + "@" + cfg->domain;

@@ -11,7 +11,7 @@
 
 namespace hearth::xmpp {
 
-// `[auth] min_password_length`, until the config schema has it.
+// `[auth] min_password_length` (Config::min_password_length) and its bounds.
 inline constexpr size_t kDefaultMinLength = 10;
 inline constexpr size_t kMinLengthLowest = 1;
 inline constexpr size_t kMinLengthHighest = 1024;

@@ -147,3 +147,24 @@ def test_xep0077_weak_password_is_not_acceptable_with_the_reason(server):
     assert "exited" not in server.log_text(), server.log_tail()
     server.assert_alive()
     assert DOMAIN == "localhost"  # the HAS_DOMAIN cases above rely on it
+
+
+def test_min_password_length_is_configurable(make_server):
+    server = make_server({"auth": {"min_password_length": "16"}}, users=STRONG)
+    r = server.cli("user", "add", bare_jid("dave"), "--password", "copper-lantern-9")  # 16
+    assert r.returncode == 0, r.stderr
+    r = server.cli("user", "add", bare_jid("erin"), "--password", "copper-lantern9")  # 15
+    assert_refused(r, "too short: use at least 16 characters", "copper-lantern9")
+    alice = login(server, "alice", STRONG["alice"])
+    r = change_password(alice, "alice", "saffron-tundra9")
+    assert stanza_error_condition(r) == "not-acceptable", show(r)
+    assert "use at least 16 characters" in error_text(r), show(r)
+
+    short = make_server({"auth": {"min_password_length": "6"}}, users=STRONG)
+    r = short.cli("user", "add", bare_jid("dave"), "--password", "x7#kq-2")
+    assert r.returncode == 0, r.stderr
+    r = short.cli("user", "add", bare_jid("erin"), "--password", "dragon")  # 6, on the list
+    assert_refused(r, COMMON, "dragon")
+    login(short, "dave", "x7#kq-2").assert_ping()
+    server.assert_alive()
+    short.assert_alive()

@@ -100,9 +100,9 @@ class Register final : public Module {
       return;
     }
     // §3.3: a password the server does not accept is not-acceptable; the
-    // text says why. min_length: [auth] min_password_length once it exists.
-    if (Status s =
-            xmpp::check_password(secret, ev.from.local(), ctx_.domain(), xmpp::kDefaultMinLength);
+    // text says why.
+    if (Status s = xmpp::check_password(secret, ev.from.local(), ctx_.domain(),
+                                        ctx_.config().min_password_length);
         !s.ok()) {
       sodium_memzero(secret.data(), secret.size());
       ctx_.error(ev, "modify", "not-acceptable", s.error().message);
