@@ -634,10 +634,10 @@ def test_carbon_copies_are_not_delivered_again_at_the_timeout(make_server):
 
 
 def test_bare_jid_messages_the_other_resource_had_are_not_sent_to_it_again(make_server):
-    """desk and laptop are available at the same priority: a message to the
-    bare JID reaches both. desk never acknowledges and dies; laptop, which
-    has the messages, does not get them a second time, and nothing goes
-    to offline storage."""
+    """desk and laptop (carbons) are available at the same priority: a
+    message to the bare JID reaches both, one to desk reaches laptop as a
+    carbon. desk never acknowledges and dies; laptop, which has them all,
+    does not get them a second time, and nothing goes to offline storage."""
     timeout = 2
     server = make_server({"smacks": {"resume_timeout": timeout}})
     bob = login_to(server, "bob", "phone")
@@ -646,11 +646,17 @@ def test_bare_jid_messages_the_other_resource_had_are_not_sent_to_it_again(make_
     desk.auto_ack = False
     laptop = login_to(server, "alice", "laptop")
     go_online(laptop)
+    reply = laptop.iq("set", "<enable xmlns='urn:xmpp:carbons:2'/>")
+    assert reply.get("type") == "result", show(reply)
     send_numbers(bob, "alice@localhost", range(10))
+    send_numbers(bob, desk.jid, range(10, 20))
     got = [number_of(laptop.wait_message(lambda e: number_of(e) is not None,
                                          what="message %d at laptop" % i)) for i in range(10)]
     assert got == list(range(10))
-    desk.read_until(lambda: len(desk.numbers()) == 10, what="the 10 messages at desk")
+    for i in range(10, 20):
+        laptop.wait_message(lambda e: e.find("{urn:xmpp:carbons:2}received") is not None,
+                            what="the carbon of message %d at laptop" % i)
+    desk.read_until(lambda: len(desk.numbers()) == 20, what="the 20 messages at desk")
     kill_tcp(desk)
     time.sleep(timeout + 1.0)
     laptop.expect_nothing(0.5, pred=lambda e: e.tag == tag(NS_CLIENT, "message"))
@@ -900,6 +906,35 @@ def test_resume_refused_for_wrong_or_foreign_id_and_without_auth(make_server):
     new.assert_ping()
     for c in (wrong, foreign, carol):
         c.assert_ping()
+    server.assert_alive()
+
+
+def test_zero_resume_timeout_means_no_resumption(make_server):
+    """[smacks] resume_timeout = 0: <enabled/> without an id even when
+    resumption is asked for; a broken connection ends the session at once
+    and what was not acknowledged goes to offline storage."""
+    server = make_server({"smacks": {"resume_timeout": 0}})
+    bob = login_to(server, "bob", "phone")
+    alice = sm_connect(server, "alice")
+    alice.bind("desk")
+    enabled = alice.enable(resume=True)
+    assert enabled.get("id") is None and enabled.get("resume") not in ("true", "1"), \
+        "<enabled/> offers resumption with resume_timeout = 0: " + show(enabled)
+    subscribe(bob, "bob", alice, "alice")
+    bob.send("<presence/>")
+    bob.wait_for(lambda e: e.tag == tag(NS_CLIENT, "presence") and e.get("from") == alice.jid
+                 and e.get("type") is None, what="alice's presence")
+    alice.auto_ack = False
+    send_numbers(bob, alice.jid, range(5))
+    alice.read_until(lambda: len(alice.numbers()) == 5, what="5 messages")
+    kill_tcp(alice)
+    bob.wait_for(is_unavailable_from(alice.jid), timeout=2,
+                 what="alice's unavailable presence at once")
+    fresh = login_to(server, "alice", "desk")
+    fresh.send("<presence/>")
+    check_all_once(offline_numbers(fresh, 5, "an unacknowledged message"), range(5),
+                   "offline after a break without resumption")
+    fresh.expect_nothing(0.5, pred=lambda e: number_of(e) is not None)
     server.assert_alive()
 
 
