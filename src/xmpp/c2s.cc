@@ -717,9 +717,24 @@ ClientSession::~ClientSession() {
 void ClientSession::deliver(const xml::Element& stanza) {
   if (ended_) return;
   if (host_->modules().filter_output(*this, stanza)) return;  // held or dropped (CSI)
+  bool elsewhere = sm_enabled_ && stanza.name == "message" && copy_elsewhere(stanza);
   g_out.clear();
   xml::serialize(stanza, &g_out);
-  write(g_out);
+  write(g_out, elsewhere);
+}
+
+bool ClientSession::copy_elsewhere(const xml::Element& message) const {
+  bool to_bare = message.attr("to").find('/') == std::string_view::npos;
+  for (Session* other : host_->router().resources(jid_.bare())) {
+    if (other == this) continue;
+    // RFC 6121 §8.5.2.1.1: a bare-JID message goes to every available
+    // resource of the highest priority; we are one of them.
+    if (to_bare && other->available() && other->priority() >= 0 && other->priority() == priority())
+      return true;
+    // XEP-0280: a message to this full JID is copied to carbons sessions.
+    if (!to_bare && other->carbons()) return true;
+  }
+  return false;
 }
 
 void ClientSession::deliver_raw(std::string_view xml) {
@@ -727,10 +742,10 @@ void ClientSession::deliver_raw(std::string_view xml) {
   write(xml);
 }
 
-void ClientSession::write(std::string_view xml) {
+void ClientSession::write(std::string_view xml, bool elsewhere) {
   if (ended_) return;
   if (sm_enabled_) {
-    queue_.push(xml);
+    queue_.push(xml, elsewhere);
     if (queue_.size() > host_->sm_max_queue() && !overflow_) {
       // Not from inside the delivery that is running: the session's
       // end changes the session table that is being walked.
@@ -846,19 +861,13 @@ void ClientSession::end() {
   // offline storage. Only plain messages with a body; copies (carbons,
   // archive results) and notifications are not messages for the account.
   if (!queue_.empty()) {
-    // Which of the account's other sessions already have a copy: all the
-    // available ones with priority >= 0 got a message to the bare JID
-    // (RFC 6121 §8.5.2.1.1), and carbons-enabled ones got a copy of one
-    // to this full JID (XEP-0280). Sending those again would duplicate.
-    bool others_available = false, others_carbons = false;
-    for (Session* other : host_->router().resources(jid_.bare())) {
-      if (other == this) continue;
-      if (other->available() && other->priority() >= 0) others_available = true;
-      if (other->carbons()) others_carbons = true;
-    }
+    // A message that another session of the account got too (marked at
+    // delivery) is not sent again while such a session is still there.
+    bool others = false;
+    for (Session* other : host_->router().resources(jid_.bare()))
+      if (other != this) others = true;
     xml::Arena arena(2048);
     size_t again = 0, answered = 0;
-    std::string bare = jid_.bare();
     for (size_t i = 0; i < queue_.size(); ++i) {
       Result<xml::Element*> parsed = xml::parse_fragment(queue_.at(i), arena);
       if (!parsed.ok()) continue;
@@ -866,8 +875,7 @@ void ClientSession::end() {
       std::string_view type = el.attr("type");
       if (el.name == "message" && el.child("body") != nullptr &&
           (type.empty() || type == "chat" || type == "normal")) {
-        bool to_bare = el.attr("to") == bare;
-        if (to_bare ? others_available : others_carbons) continue;
+        if (queue_.marked(i) && others) continue;
         host_->modules().redeliver_unacked(el, jid_);
         ++again;
       } else if (el.name == "iq" && (type == "get" || type == "set")) {

@@ -79,7 +79,7 @@ class ClientSession final : public Session {
   C2sStream* stream() const { return stream_; }
   // A stanza for the client, serialised: counted and kept until
   // acknowledged when SM is on, and written when a stream is attached.
-  void write(std::string_view xml);
+  void write(std::string_view xml, bool elsewhere = false);
 
   // ---- XEP-0198 ----
   bool sm_enabled() const { return sm_enabled_; }
@@ -104,6 +104,10 @@ class ClientSession final : public Session {
 
  private:
   void send_request();
+  // A message being delivered here that another session of the account
+  // gets too (a bare-JID tie, or a carbon copy): not to be sent again if
+  // this session ends without acknowledging it.
+  bool copy_elsewhere(const xml::Element& message) const;
 
   StreamHost* host_;
   C2sStream* stream_;

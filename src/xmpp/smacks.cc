@@ -2,10 +2,11 @@
 
 namespace hearth::xmpp {
 
-void SmQueue::push(std::string_view xml) {
+void SmQueue::push(std::string_view xml, bool mark) {
   ++sent_;  // unsigned: wraps modulo 2^32 as §4 requires
   data_.append(xml);
   ends_.push_back(static_cast<uint32_t>(data_.size()));
+  marks_.push_back(mark ? 1 : 0);
 }
 
 SmQueue::Ack SmQueue::ack(uint32_t h) {
@@ -20,9 +21,11 @@ SmQueue::Ack SmQueue::ack(uint32_t h) {
     // Everything is acknowledged: keep the buffers only if they are small.
     data_.clear();
     ends_.clear();
+    marks_.clear();
     head_ = head_offset_ = 0;
     if (data_.capacity() > 4096) std::string().swap(data_);
     if (ends_.capacity() > 64) std::vector<uint32_t>().swap(ends_);
+    if (marks_.capacity() > 64) std::vector<uint8_t>().swap(marks_);
   } else if (head_offset_ > data_.size() / 2) {
     compact();
   }
@@ -41,6 +44,7 @@ void SmQueue::compact() {
   for (size_t i = head_; i < ends_.size(); ++i)
     ends_[i - head_] = ends_[i] - static_cast<uint32_t>(head_offset_);
   ends_.resize(ends_.size() - head_);
+  marks_.erase(marks_.begin(), marks_.begin() + static_cast<std::ptrdiff_t>(head_));
   head_ = 0;
   head_offset_ = 0;
 }
@@ -49,6 +53,7 @@ void SmQueue::clear() {
   acked_ = sent_;
   std::string().swap(data_);
   std::vector<uint32_t>().swap(ends_);
+  std::vector<uint8_t>().swap(marks_);
   head_ = head_offset_ = 0;
 }
 

@@ -21,8 +21,9 @@ class SmQueue {
   // new stream; tests start near 2^32 to cross the wrap).
   explicit SmQueue(uint32_t start = 0) : sent_(start), acked_(start) {}
 
-  // The server sent one more stanza (counted whether or not it is kept).
-  void push(std::string_view xml);
+  // The server sent one more stanza. `mark` is the sender's note about it
+  // (c2s: "another session of the account got this message too").
+  void push(std::string_view xml, bool mark = false);
 
   enum class Ack {
     kOk,
@@ -37,11 +38,14 @@ class SmQueue {
   size_t size() const { return ends_.size() - head_; }
   bool empty() const { return size() == 0; }
   size_t bytes() const { return data_.size() - head_offset_; }
-  // The i-th unacknowledged stanza, oldest first.
+  // The i-th unacknowledged stanza, oldest first, and its mark.
   std::string_view at(size_t i) const;
+  bool marked(size_t i) const { return marks_[head_ + i] != 0; }
   void clear();
   // Bytes held, allocation included (for the footprint report).
-  size_t capacity() const { return data_.capacity() + ends_.capacity() * sizeof(uint32_t); }
+  size_t capacity() const {
+    return data_.capacity() + ends_.capacity() * sizeof(uint32_t) + marks_.capacity();
+  }
 
  private:
   void compact();
@@ -50,6 +54,7 @@ class SmQueue {
   uint32_t acked_;
   std::string data_;            // serialised stanzas, oldest first
   std::vector<uint32_t> ends_;  // end offset in data_ of each stanza
+  std::vector<uint8_t> marks_;  // push()'s mark of each stanza
   size_t head_ = 0;             // index in ends_ of the oldest unacknowledged stanza
   size_t head_offset_ = 0;      // its start offset in data_
 };

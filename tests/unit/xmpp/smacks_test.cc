@@ -84,3 +84,20 @@ TEST(SmQueueTest, ClearForgetsEverything) {
 
 }  // namespace
 }  // namespace hearth::xmpp
+
+namespace hearth::xmpp {
+namespace {
+
+TEST(SmQueueTest, MarksFollowTheirStanzas) {
+  SmQueue q;
+  for (int i = 0; i < 100; ++i)
+    q.push("<m n='" + std::to_string(i) + "'/>", i % 3 == 0);
+  for (uint32_t h = 0; h < 99; h += 11) {
+    ASSERT_EQ(q.ack(h), SmQueue::Ack::kOk);
+    for (size_t i = 0; i < q.size(); ++i)
+      ASSERT_EQ(q.marked(i), (h + i) % 3 == 0) << h << " " << i;
+  }
+}
+
+}  // namespace
+}  // namespace hearth::xmpp
