@@ -117,7 +117,23 @@ class MamModule : public Module {
  private:
   // ---- archiving ----
 
+  // XEP-0359 §3.1: a <stanza-id/> by= the account can only come from its
+  // archive; one that arrives from elsewhere (or from the client itself) is
+  // a forgery.
+  static void strip_stanza_ids(xml::Element& stanza, std::string_view by) {
+    auto& kids = stanza.children;
+    kids.erase(std::remove_if(kids.begin(), kids.end(),
+                              [&](const xml::Node& n) {
+                                return n.element != nullptr && n.element->name == "stanza-id" &&
+                                       n.element->ns == kNsSid && n.element->attr("by") == by;
+                              }),
+               kids.end());
+  }
+
   HookResult on_outbound(StanzaEvent& ev) {
+    // Neither kept in the sender's archive nor copied to its other
+    // resources (carbons adds the real one).
+    strip_stanza_ids(ev.stanza, ev.from.bare());
     if (!eligible(ev.stanza)) return HookResult::kPass;
     const xmpp::Jid& to = ev.to;
     // To oneself (or no 'to'): the inbound hook archives it once.
@@ -138,15 +154,7 @@ class MamModule : public Module {
 
   HookResult on_inbound(StanzaEvent& ev) {
     const std::string owner = ev.to.bare();
-    // XEP-0359 §3.1: a stanza-id claiming to be from the recipient's own
-    // archive can only be a forgery at this point.
-    auto& kids = ev.stanza.children;
-    kids.erase(std::remove_if(kids.begin(), kids.end(),
-                              [&](const xml::Node& n) {
-                                return n.element != nullptr && n.element->name == "stanza-id" &&
-                                       n.element->ns == kNsSid && n.element->attr("by") == owner;
-                              }),
-               kids.end());
+    strip_stanza_ids(ev.stanza, owner);
     if (!eligible(ev.stanza)) return HookResult::kPass;
     std::optional<std::string> id =
         archive(ev.to.local(), ev.from.bare(), ev.from.full(), Direction::kIncoming, ev.stanza);
