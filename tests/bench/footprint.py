@@ -83,7 +83,7 @@ def login_latency_ms(srv, count):
     times = []
     for i in range(count):
         t0 = time.monotonic()
-        c = hearthtest.XmppClient.login(srv, "u0", "pw-0", resource="lat%d" % i)
+        c = hearthtest.XmppClient.login(srv, "u0", "bench-0-qk7w-long", resource="lat%d" % i)
         times.append((time.monotonic() - t0) * 1000.0)
         c.close()
     return times
@@ -161,13 +161,13 @@ def roster_footprint(users, items):
         srv.start()
         t0 = time.monotonic()
         for i in range(users):
-            srv.add_user("r%d" % i, "pw-%d" % i)
+            srv.add_user("r%d" % i, "bench-%d-qk7w-long" % i)
         print("created %d accounts in %.1f s" % (users, time.monotonic() - t0))
         time.sleep(0.2)
         idle = rss_kib(srv.proc.pid)
         t0 = time.monotonic()
         for i in range(users):
-            c = hearthtest.XmppClient.login(srv, "r%d" % i, "pw-%d" % i, resource="bench")
+            c = hearthtest.XmppClient.login(srv, "r%d" % i, "bench-%d-qk7w-long" % i, resource="bench")
             clients.append(c)
             sets = []
             for k in range(1, items + 1):
@@ -229,13 +229,13 @@ def sm_detached_footprint(sessions, queued):
     try:
         srv.start()
         for i in range(sessions + 1):
-            srv.add_user("s%d" % i, "pw-%d" % i)
-        srv.add_user("sender", "pw-sender")
-        sender = hearthtest.XmppClient.login(srv, "sender", "pw-sender", resource="bench")
+            srv.add_user("s%d" % i, "bench-%d-qk7w-long" % i)
+        srv.add_user("sender", "bench-qk7w-from-it")
+        sender = hearthtest.XmppClient.login(srv, "sender", "bench-qk7w-from-it", resource="bench")
         reactor = pid_of_role(srv.proc.pid, "reactor")
 
         def one(i):
-            c = hearthtest.XmppClient.login(srv, "s%d" % i, "pw-%d" % i, resource="phone")
+            c = hearthtest.XmppClient.login(srv, "s%d" % i, "bench-%d-qk7w-long" % i, resource="phone")
             c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/><presence/>")
             c.wait_for(lambda el: hearthtest.local(el.tag) == "enabled", what="<enabled/>")
             c.wait_for(lambda el: hearthtest.local(el.tag) == "presence", what="own presence")
@@ -301,7 +301,7 @@ def main():
     try:
         srv.start()
         for i in range(args.clients):
-            srv.add_user("u%d" % i, "pw-%d" % i)
+            srv.add_user("u%d" % i, "bench-%d-qk7w-long" % i)
         time.sleep(0.2)
         idle = rss_kib(srv.proc.pid)
         print("RSS idle: %d KiB (all processes)" % idle)
@@ -312,7 +312,7 @@ def main():
               % (len(lat), statistics.median(lat), lat[int(len(lat) * 0.9)]))
         t0 = time.monotonic()
         for i in range(args.clients):
-            c = hearthtest.XmppClient.login(srv, "u%d" % i, "pw-%d" % i, resource="bench")
+            c = hearthtest.XmppClient.login(srv, "u%d" % i, "bench-%d-qk7w-long" % i, resource="bench")
             c.send("<presence/>")
             clients.append(c)
         t1 = time.monotonic()

@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import hearthtest  # noqa: E402
 
-USERS = {"alice": "alice-secret-1", "bob": "bob-secret-2", "carol": "carol-secret-3"}
+USERS = {"alice": "plum-orbit-kettle-42", "bob": "violet-harbour-cinder-7",
+         "carol": "amber-quartz-river-3"}
 
 
 @pytest.fixture

@@ -34,10 +34,10 @@ def assert_login_refused(server, user, password):
 
 
 def test_user_add_on_running_server(server):
-    assert_login_refused(server, "dave", "dave-pass-4")
-    server.add_user("dave", "dave-pass-4")
-    assert_login_ok(server, "dave", "dave-pass-4")
-    c = XmppClient.login(server, "dave", "dave-pass-4", "r")
+    assert_login_refused(server, "dave", "tulip-anvil-route-4")
+    server.add_user("dave", "tulip-anvil-route-4")
+    assert_login_ok(server, "dave", "tulip-anvil-route-4")
+    c = XmppClient.login(server, "dave", "tulip-anvil-route-4", "r")
     try:
         assert c.jid == "dave@localhost/r"
         c.assert_ping()
@@ -47,17 +47,17 @@ def test_user_add_on_running_server(server):
 
 def test_user_add_password_file_and_stdin(server, tmp_path):
     pw_file = tmp_path / "pw"
-    pw_file.write_text("erin-from-file\n")
+    pw_file.write_text("from-a-file-plain-9\n")
     r = server.cli("user", "add", "erin@localhost", "--password-file", str(pw_file))
     assert r.returncode == 0, r.stderr
-    assert_login_ok(server, "erin", "erin-from-file")
-    r = server.cli("user", "add", "frank@localhost", input="frank-from-stdin\n")
+    assert_login_ok(server, "erin", "from-a-file-plain-9")
+    r = server.cli("user", "add", "frank@localhost", input="from-stdin-lines-8\n")
     assert r.returncode == 0, r.stderr
-    assert_login_ok(server, "frank", "frank-from-stdin")
+    assert_login_ok(server, "frank", "from-stdin-lines-8")
 
 
 def test_user_add_existing_fails(server):
-    r = server.cli("user", "add", "alice@localhost", "--password", "other")
+    r = server.cli("user", "add", "alice@localhost", "--password", "other-strong-pass-6")
     assert r.returncode != 0, "adding an existing user succeeded: %r" % r.stdout
     assert r.stderr.strip(), "no message on stderr"
     assert_login_ok(server, "alice", USERS["alice"])
@@ -71,7 +71,7 @@ def test_user_passwd_on_running_server(server):
 
 
 def test_user_passwd_unknown_user_fails(server):
-    r = server.cli("user", "passwd", "nobody@localhost", "--password", "x-y-z-1")
+    r = server.cli("user", "passwd", "nobody@localhost", "--password", "x-y-z-unknown-1")
     assert r.returncode != 0
     assert r.stderr.strip()
 
@@ -87,7 +87,7 @@ def test_user_del_on_running_server(server):
 
 def test_user_list(server):
     assert sorted(server.list_users()) == ["alice@localhost", "bob@localhost", "carol@localhost"]
-    server.add_user("dave", "dave-pass-4")
+    server.add_user("dave", "tulip-anvil-route-4")
     assert "dave@localhost" in server.list_users()
 
 
@@ -163,10 +163,10 @@ def test_user_commands_go_through_the_auth_worker_while_running(server):
     """While the server runs, `hearth user` hands its request to the auth
     worker (which owns accounts.mdb) over the control socket; stopped, it
     works on the file itself."""
-    server.add_user("dave", "dave-secret-4")
+    server.add_user("dave", "cobalt-fig-lane-4")
     assert "auth: hearth user: create dave" in server.log_text(), server.log_tail()
-    XmppClient.login(server, "dave", "dave-secret-4").close()
-    server.passwd("dave", "dave-secret-5")
+    XmppClient.login(server, "dave", "cobalt-fig-lane-4").close()
+    server.passwd("dave", "cobalt-fig-lane-5")
     assert "auth: hearth user: set password of dave" in server.log_text()
     names = server.list_users()
     assert "dave@localhost" in names

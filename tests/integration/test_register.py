@@ -115,13 +115,13 @@ def test_password_change_kicks_other_sessions(server, to):
     a1 = login(server, "alice", resource="one")
     a2 = login(server, "alice", resource="two")
     bob = login(server, "bob")
-    r = change_password(a1, "alice", "new-alice-secret", to=to)
+    r = change_password(a1, "alice", "new-secret-for-her", to=to)
     assert r.get("type") == "result" and len(r) == 0, show(r)
     assert a2.expect_stream_error() == "not-authorized"
     a1.assert_ping()  # the session that changed it stays
     bob.assert_ping()
     assert_login_fails(server, "alice", USERS["alice"])
-    a3 = login(server, "alice", "new-alice-secret", resource="three")
+    a3 = login(server, "alice", "new-secret-for-her", resource="three")
     a3.assert_ping()
     a1.assert_ping()
     server.assert_alive()
