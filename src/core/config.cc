@@ -364,6 +364,46 @@ std::string duration_value(const Row& row, std::string_view raw, uint64_t* out) 
   return {};
 }
 
+// "10.0.0.0/8", "fd00::/8", or a single address.
+std::string cidr_list(const Row& row, std::string_view raw, std::vector<std::string>* out) {
+  std::vector<std::string> nets;
+  if (std::string err = list_value(row, raw, &nets); !err.empty()) return err;
+  for (const std::string& n : nets) {
+    size_t slash = n.find('/');
+    std::string addr = n.substr(0, slash);
+    bool v4 = is_ip(addr, AF_INET), v6 = is_ip(addr, AF_INET6);
+    bool ok = v4 || v6;
+    if (ok && slash != std::string::npos) {
+      std::string bits = n.substr(slash + 1);
+      int max = v4 ? 32 : 128;
+      ok = !bits.empty() && bits.size() <= 3 &&
+           bits.find_first_not_of("0123456789") == std::string::npos && std::stoi(bits) <= max;
+    }
+    if (!ok) {
+      return name_of(row) + " entry " + ini::quoted(n) +
+             " is not an address or network like 192.168.1.0/24 or fd00::/8; " + hint(row);
+    }
+  }
+  *out = std::move(nets);
+  return {};
+}
+
+// JIDs or domains for the server-wide block list.
+std::string jid_or_domain_list(const Row& row, std::string_view raw,
+                               std::vector<std::string>* out) {
+  std::vector<std::string> items;
+  if (std::string err = list_value(row, raw, &items); !err.empty()) return err;
+  for (std::string& j : items) {
+    if (j.find_first_of(" \t/\"'<>") != std::string::npos || j.front() == '@' || j.back() == '@') {
+      return name_of(row) + " entry " + ini::quoted(j) +
+             " is not a JID or a domain; write e.g. block = spam.example, bot@example.org";
+    }
+    ascii_lower(&j);
+  }
+  *out = std::move(items);
+  return {};
+}
+
 // XEP-0157 addresses are URIs: mailto:, xmpp:, https:, http:, tel:, sip:.
 std::string contact_list(const Row& row, std::string_view raw, std::vector<std::string>* out) {
   std::vector<std::string> uris;
@@ -504,6 +544,36 @@ const std::vector<Row>& rows() {
        [](const Row& r, std::string_view v, Config* c) {
          return u32_value(r, v, &c->min_password_length);
        }},
+      {{"auth", "max_failures", KeyType::kInt, "5", false,
+        "Failed logins allowed per account and per IP address within failure_window before the "
+        "IP address is banned for ban_time (1 to 1000)."},
+       1,
+       1000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->max_failures);
+       }},
+      {{"auth", "failure_window", KeyType::kString, "5m", false,
+        "How long a failed login counts: a duration like 5m, 1h or 300s."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         std::string err = duration_value(r, v, &c->failure_window);
+         if (err.empty() && c->failure_window == 0) return name_of(r) + " cannot be never";
+         return err;
+       }},
+      {{"auth", "ban_time", KeyType::kString, "1h", false,
+        "How long an IP address that reached max_failures is refused: a duration like 15m, 1h or "
+        "1d."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         std::string err = duration_value(r, v, &c->ban_time);
+         if (err.empty() && c->ban_time == 0) return name_of(r) + " cannot be never";
+         return err;
+       }},
       {{"sandbox", "mode", KeyType::kEnum, "enforce", false,
         "enforce: a process that makes a system call outside its allow-list is killed; "
         "log: it is only logged (debugging)."},
@@ -517,6 +587,15 @@ const std::vector<Row>& rows() {
        0,
        "",
        &set_log_level},
+      {{"log", "audit_file", KeyType::kString, "", false,
+        "File for the audit log: one JSON object per line per security event (failed logins, "
+        "bans, registrations, invites, admin actions); empty: audit.log in data_dir."},
+       0,
+       0,
+       "/var/log/hearth/audit.log",
+       [](const Row& r, std::string_view v, Config* c) {
+         return string_value(r, v, &c->audit_file);
+       }},
       {{"modules", "disabled", KeyType::kList, "", false,
         "Comma-separated compiled-in modules to switch off (see hearth check config); empty: all "
         "on."},
@@ -638,6 +717,177 @@ const std::vector<Row>& rows() {
        "",
        [](const Row& r, std::string_view v, Config* c) {
          return u32_value(r, v, &c->pep.max_item_size);
+       }},
+      {{"limits", "max_per_ip", KeyType::kInt, "10", false,
+        "Concurrent connections one IP address may hold (1 to 100000); loopback and "
+        "trusted_networks are exempt."},
+       1,
+       100000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.max_per_ip);
+       }},
+      {{"limits", "max_connections", KeyType::kInt, "2000", false,
+        "Concurrent connections in all (10 to 1000000); more are refused at once."},
+       10,
+       1000000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.max_connections);
+       }},
+      {{"limits", "trusted_networks", KeyType::kList, "", false,
+        "Comma-separated addresses or networks (CIDR) exempt from the per-IP limits, besides "
+        "loopback; e.g. your LAN."},
+       0,
+       0,
+       "192.168.1.0/24, fd00::/8",
+       [](const Row& r, std::string_view v, Config* c) {
+         return cidr_list(r, v, &c->limits.trusted_networks);
+       }},
+      {{"limits", "connect_rate", KeyType::kInt, "30", false,
+        "New connections one IP address may open per minute (1 to 100000); more are closed at "
+        "once."},
+       1,
+       100000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.connect_rate);
+       }},
+      {{"limits", "tls_handshake_timeout", KeyType::kInt, "10", false,
+        "Seconds a new connection has to finish its TLS handshake (2 to 300)."},
+       2,
+       300,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.tls_handshake_timeout);
+       }},
+      {{"limits", "preauth_idle_timeout", KeyType::kInt, "10", false,
+        "Seconds a connection that has not logged in yet may stay silent (2 to 300)."},
+       2,
+       300,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.preauth_idle_timeout);
+       }},
+      {{"limits", "c2s_rate", KeyType::kInt, "10000", false,
+        "Bytes per second read from a logged-in client (1000 to 100000000); above it the server "
+        "stops reading from that socket for a while."},
+       1000,
+       100000000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.c2s_rate);
+       }},
+      {{"limits", "c2s_burst", KeyType::kInt, "25000", false,
+        "Bytes a logged-in client may send at once above c2s_rate (1000 to 100000000)."},
+       1000,
+       100000000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.c2s_burst);
+       }},
+      {{"limits", "s2s_rate", KeyType::kInt, "30000", false,
+        "Bytes per second read from another server (1000 to 100000000)."},
+       1000,
+       100000000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.s2s_rate);
+       }},
+      {{"limits", "s2s_burst", KeyType::kInt, "100000", false,
+        "Bytes another server may send at once above s2s_rate (1000 to 100000000)."},
+       1000,
+       100000000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.s2s_burst);
+       }},
+      {{"limits", "subscriptions_per_minute", KeyType::kInt, "30", false,
+        "Presence subscription requests one account may send per minute (1 to 100000); more are "
+        "refused."},
+       1,
+       100000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.subscriptions_per_minute);
+       }},
+      {{"limits", "stranger_messages_per_minute", KeyType::kInt, "60", false,
+        "Messages one account may send per minute to JIDs that are not in its roster (1 to "
+        "100000); more are refused."},
+       1,
+       100000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->limits.stranger_messages_per_minute);
+       }},
+      {{"registration", "mode", KeyType::kEnum, "invite", false,
+        "Who may create an account from a client: closed (only hearth user add), invite (with an "
+        "invite from hearth invite or an admin) or open (anyone; warned about)."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         std::string text;
+         if (std::string err = string_value(r, v, &text); !err.empty()) return err;
+         if (text != "closed" && text != "invite" && text != "open")
+           return name_of(r) + " must be closed, invite or open, got " + ini::quoted(text);
+         c->registration.mode = text;
+         return std::string();
+       }},
+      {{"registration", "max_per_ip_per_hour", KeyType::kInt, "1", false,
+        "In open mode: accounts one IP address may register per hour (1 to 1000)."},
+       1,
+       1000,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return u32_value(r, v, &c->registration.max_per_ip_per_hour);
+       }},
+      {{"registration", "notify_admins", KeyType::kBool, "true", false,
+        "Send the admins a chat message about each new account."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return bool_value(r, v, &c->registration.notify_admins);
+       }},
+      {{"registration", "invite_expires", KeyType::kString, "7d", false,
+        "How long an invite is valid unless hearth invite --expires says otherwise: a duration "
+        "like 1d or 7d."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         std::string err = duration_value(r, v, &c->registration.invite_expires);
+         if (err.empty() && c->registration.invite_expires == 0)
+           return name_of(r) + " cannot be never";
+         return err;
+       }},
+      {{"spam", "block", KeyType::kList, "", false,
+        "Comma-separated JIDs and domains whose stanzas the server refuses, for every account."},
+       0,
+       0,
+       "spam.example, bot@example.org",
+       [](const Row& r, std::string_view v, Config* c) {
+         return jid_or_domain_list(r, v, &c->spam.block);
+       }},
+      {{"spam", "block_file", KeyType::kString, "", false,
+        "File with one blocked JID or domain per line (# comments; the JabberSPAM list format), "
+        "read at start and on reload."},
+       0,
+       0,
+       "/etc/hearth/blocklist.txt",
+       [](const Row& r, std::string_view v, Config* c) {
+         return string_value(r, v, &c->spam.block_file);
+       }},
+      {{"spam", "new_account_strangers_after", KeyType::kString, "never", false,
+        "How long a new account may only message its contacts (a duration like 1d), or never to "
+        "not restrict new accounts."},
+       0,
+       0,
+       "1d",
+       [](const Row& r, std::string_view v, Config* c) {
+         std::string err = duration_value(r, v, &c->spam.new_account_strangers_after);
+         return err;
        }},
       {{"contact", "abuse", KeyType::kList, "", false,
         "Comma-separated abuse contact URIs published in service discovery (XEP-0157)."},

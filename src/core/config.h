@@ -34,10 +34,14 @@ struct Config {
   // [auth]
   uint32_t scram_iterations = 10000;
   uint32_t min_password_length = 10;  // characters (Unicode code points)
+  uint32_t max_failures = 5;          // failed logins per account or IP within failure_window
+  uint64_t failure_window = 300;      // seconds
+  uint64_t ban_time = 3600;           // seconds an IP is refused after max_failures
   // [sandbox]
   bool sandbox_log = false;  // mode = log: violations are logged, not fatal (debugging)
   // [log]
   LogLevel log_level = LogLevel::kInfo;
+  std::string audit_file;  // JSON lines of security events; "" = data_dir/audit.log
   // [modules]
   std::vector<std::string> disabled_modules;  // names of compiled-in modules switched off
   // Module sections.
@@ -72,6 +76,31 @@ struct Config {
     uint32_t max_nodes = 100;        // nodes one account may create
     uint32_t max_item_size = 65536;  // bytes of one published item
   } pep;
+  struct {
+    uint32_t max_per_ip = 10;                   // concurrent connections from one IP address
+    uint32_t max_connections = 2000;            // concurrent connections in all
+    std::vector<std::string> trusted_networks;  // CIDRs exempt from per-IP limits (+ loopback)
+    uint32_t connect_rate = 30;                 // new connections per IP per minute
+    uint32_t tls_handshake_timeout = 10;        // seconds from connect to a finished TLS handshake
+    uint32_t preauth_idle_timeout = 10;         // seconds without a byte before authentication
+    uint32_t c2s_rate = 10000;                  // bytes/s read from an authenticated client
+    uint32_t c2s_burst = 25000;
+    uint32_t s2s_rate = 30000;  // bytes/s read from a server
+    uint32_t s2s_burst = 100000;
+    uint32_t subscriptions_per_minute = 30;      // presence subscription requests per account
+    uint32_t stranger_messages_per_minute = 60;  // messages to JIDs outside the roster
+  } limits;
+  struct {
+    std::string mode = "invite";       // closed, invite or open
+    uint32_t max_per_ip_per_hour = 1;  // open mode: registrations per IP address
+    bool notify_admins = true;         // a chat message to the admins per registration
+    uint64_t invite_expires = 604800;  // seconds an invite stays valid by default
+  } registration;
+  struct {
+    std::vector<std::string> block;            // JIDs and domains refused server-wide
+    std::string block_file;                    // one JID or domain per line (JabberSPAM format)
+    uint64_t new_account_strangers_after = 0;  // seconds before a new account may message strangers
+  } spam;
   struct {  // XEP-0157 addresses (URIs)
     std::vector<std::string> abuse, admin, feedback, sales, security, support;
   } contact;
@@ -81,6 +110,9 @@ struct Config {
   // Where files live once data_dir is known.
   std::string accounts_path() const { return data_dir + "/accounts.mdb"; }
   std::string data_path() const { return data_dir + "/data.mdb"; }
+  std::string audit_path() const {
+    return audit_file.empty() ? data_dir + "/audit.log" : audit_file;
+  }
   std::string certificate_path() const;  // configured or data_dir/self-signed.crt
   std::string key_path() const;          // configured or data_dir/self-signed.key
 };

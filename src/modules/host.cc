@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include <sodium.h>
+
 #include "core/log.h"
 #include "modules/registry.h"
 
@@ -254,7 +256,57 @@ void Host::set_users(std::vector<std::string> names) {
 }
 
 void Host::user_created(const std::string& localpart) {
-  users_.insert(localpart);
+  bool fresh = users_.insert(localpart).second;
+  if (!fresh) return;
+  for (auto& h : account_hooks_[static_cast<int>(AccountEvent::kCreated)])
+    h.fn(localpart);
+}
+
+void Host::create_account(const std::string& localpart, std::string password,
+                          std::function<void(Status)> done) {
+  if (accounts_ == nullptr) {
+    sodium_memzero(password.data(), password.size());
+    done(hearth::make_error("no account backend"));
+    return;
+  }
+  accounts_->create(localpart, std::move(password),
+                    [this, localpart, done = std::move(done)](Status s) {
+                      if (s.ok()) user_created(localpart);
+                      done(std::move(s));
+                    });
+}
+
+PreauthStream* Host::preauth_stream(uint64_t id) {
+  return preauth_lookup_ ? preauth_lookup_(id) : nullptr;
+}
+
+void Host::on_preauth_iq(std::string_view ns, PreauthIqHandler handler) {
+  if (preauth_iq_.count(ns) != 0) {
+    HEARTH_ERROR("modules", "pre-auth IQ %.*s claimed twice (module %s)",
+                 static_cast<int>(ns.size()), ns.data(), creating_.c_str());
+    abort();
+  }
+  preauth_iq_.emplace(std::string(ns), std::move(handler));
+}
+
+void Host::on_preauth_features(std::function<void(std::string& features)> fn) {
+  preauth_features_.push_back(std::move(fn));
+}
+
+void Host::preauth_features(std::string& out) {
+  for (auto& fn : preauth_features_)
+    fn(out);
+}
+
+bool Host::preauth_iq(PreauthStream& stream, xml::Element& iq) {
+  xml::Element* payload = iq.first_child();
+  if (payload == nullptr) return false;
+  auto it = preauth_iq_.find(std::string_view(payload->ns));
+  if (it == preauth_iq_.end()) return false;
+  ++depth_;
+  it->second(stream, iq);
+  if (--depth_ == 0) event_arena_.reset();
+  return true;
 }
 
 bool Host::user_exists(std::string_view localpart) const {

@@ -24,6 +24,8 @@ class AccountBackend {
   virtual void set_password(const std::string& localpart, std::string password,
                             std::function<void(Status)> done) = 0;
   virtual void remove(const std::string& localpart, std::function<void(Status)> done) = 0;
+  virtual void create(const std::string& localpart, std::string password,
+                      std::function<void(Status)> done) = 0;
 };
 
 // One IQ registration, for `hearth check` and the disco test.
@@ -76,6 +78,12 @@ class Host final : public Context {
   bool filter_output(xmpp::Session& session, const xml::Element& stanza);
   // A nonza from a bound session: true if a module took it.
   bool nonza(xmpp::Session& session, const xml::Element& element);
+  // Pre-authentication: features to offer, and an IQ (true if taken).
+  void preauth_features(std::string& out);
+  bool preauth_iq(PreauthStream& stream, xml::Element& iq);
+  void set_preauth_lookup(std::function<PreauthStream*(uint64_t)> lookup) {
+    preauth_lookup_ = std::move(lookup);
+  }
   // XEP-0198 §5: a message the client never acknowledged before its
   // session ended; `stanza` was addressed to `session_jid`. Delivered again
   // to the account's bare JID (another resource, else offline storage),
@@ -108,6 +116,11 @@ class Host final : public Context {
   void on_delivered(int priority, DeliveredHandler handler) override;
   void on_output(int priority, OutputFilter filter) override;
   void on_nonza(std::string_view ns, NonzaHandler handler) override;
+  void on_preauth_iq(std::string_view ns, PreauthIqHandler handler) override;
+  void on_preauth_features(std::function<void(std::string& features)> fn) override;
+  void create_account(const std::string& localpart, std::string password,
+                      std::function<void(Status)> done) override;
+  PreauthStream* preauth_stream(uint64_t id) override;
   bool disco_items(DiscoTarget target, const xmpp::Jid& requester, const xmpp::Jid& entity,
                    std::string_view node, xml::Element& query) const override;
   bool disco_node_info(DiscoTarget target, const xmpp::Jid& requester, const xmpp::Jid& entity,
@@ -207,7 +220,10 @@ class Host final : public Context {
   };
   std::unordered_map<std::string, PendingIq, Hash, std::equal_to<>> pending_iq_;  // by id
   uint64_t iq_seq_ = 0;
-  std::vector<Hook<AccountHandler>> account_hooks_[1];
+  std::vector<Hook<AccountHandler>> account_hooks_[2];
+  std::unordered_map<std::string, PreauthIqHandler, Hash, std::equal_to<>> preauth_iq_;
+  std::vector<std::function<void(std::string&)>> preauth_features_;
+  std::function<PreauthStream*(uint64_t)> preauth_lookup_;
   std::vector<std::function<void(std::string&)>> feature_fns_;
   std::vector<std::string> features_[2];
   std::vector<DiscoIdentity> identities_[2];

@@ -129,6 +129,9 @@ enum class AccountEvent : uint8_t {
   // handlers clean up outside their own tables (e.g. contacts' rosters),
   // then the core deletes every key of the user in every declared table.
   kDeleted,
+  // A new account exists (`hearth user add`, or in-band registration once
+  // the auth worker created it). Fired after user_exists() knows it.
+  kCreated,
 };
 using AccountHandler = std::function<void(std::string_view localpart)>;
 
@@ -161,6 +164,27 @@ using DeliveredHandler =
 // XEP-0352). Session::deliver_raw() bypasses the filters (a module flushing
 // what it held uses it).
 using OutputFilter = std::function<HookResult(xmpp::Session& session, const xml::Element& stanza)>;
+// A stream that has not authenticated yet (XEP-0077 in-band registration,
+// XEP-0401 invites). Valid only during the handler call; keep id() and
+// look the stream up again with Context::preauth_stream() for a later reply.
+class PreauthStream {
+ public:
+  virtual ~PreauthStream() = default;
+  virtual uint64_t id() const = 0;
+  // The client's IP address, without port.
+  virtual const std::string& peer_ip() const = 0;
+  // A stanza to the client (an IQ result or error).
+  virtual void send(const xml::Element& stanza) = 0;
+  // What a module remembers for this stream until it ends (the invite
+  // token a <preauth/> accepted, XEP-0401 §4).
+  virtual std::string& preauth_token() = 0;
+  // Close with a stream error.
+  virtual void close_with(std::string_view condition, std::string_view text) = 0;
+};
+// An IQ of one payload namespace on a stream after TLS and before SASL
+// success. 'from' is absent; answer with stream.send() (now or later).
+using PreauthIqHandler = std::function<void(PreauthStream& stream, xml::Element& iq)>;
+
 // A top-level element that is not a stanza (a "nonza", e.g. CSI's
 // <active/>) of one namespace, from a bound session.
 using NonzaHandler = std::function<void(xmpp::Session& session, const xml::Element& element)>;
@@ -222,6 +246,11 @@ class Context {
   virtual void add_disco_node_info(DiscoTarget target, DiscoNodeInfo provider) = 0;
   virtual void on_delivered(int priority, DeliveredHandler handler) = 0;
   virtual void on_output(int priority, OutputFilter filter) = 0;
+  // Pre-authentication (in-band registration): IQs by payload namespace
+  // (unclaimed ones close the stream with <not-authorized/>, RFC 6120
+  // §6.4.8), and stream features offered next to SASL mechanisms.
+  virtual void on_preauth_iq(std::string_view ns, PreauthIqHandler handler) = 0;
+  virtual void on_preauth_features(std::function<void(std::string& features)> fn) = 0;
   // One handler per namespace; unclaimed nonzas close the stream with
   // <unsupported-stanza-type/>. (XEP-0198's urn:xmpp:sm:3 is the core's.)
   virtual void on_nonza(std::string_view ns, NonzaHandler handler) = 0;
@@ -300,6 +329,13 @@ class Context {
   // holds a verifier); `password` is wiped here once sent.
   virtual void set_password(const std::string& localpart, std::string password,
                             std::function<void(Status)> done) = 0;
+  // Creates the account in accounts.mdb (the auth worker hashes the
+  // password; `password` is wiped here once sent). On success the host
+  // knows the user and fires AccountEvent::kCreated before `done`.
+  virtual void create_account(const std::string& localpart, std::string password,
+                              std::function<void(Status)> done) = 0;
+  // A pre-authentication stream by PreauthStream::id(), or null if it ended.
+  virtual PreauthStream* preauth_stream(uint64_t id) = 0;
   // Removes the account in accounts.mdb, then closes its sessions, fires
   // AccountEvent::kDeleted and deletes its keys from every table.
   virtual void remove_account(const std::string& localpart, std::function<void(Status)> done) = 0;

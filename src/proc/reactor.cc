@@ -63,6 +63,22 @@ class AuthAccounts final : public modules::AccountBackend {
     send(req, std::move(done));
   }
 
+  void create(const std::string& localpart, std::string password,
+              std::function<void(Status)> done) override {
+    if (password.size() > ipc::kMaxPassword) {
+      sodium_memzero(password.data(), password.size());
+      done(make_error("the password is longer than " + std::to_string(ipc::kMaxPassword) +
+                      " bytes"));
+      return;
+    }
+    ipc::AccountRequest req;
+    req.op = ipc::AccountRequest::Op::kCreate;
+    req.username = localpart;
+    req.password = std::move(password);
+    req.iterations = iterations_;
+    send(req, std::move(done));
+  }
+
  private:
   void send(ipc::AccountRequest& req, std::function<void(Status)> done) {
     std::string payload = req.encode();

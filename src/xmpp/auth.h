@@ -24,6 +24,9 @@ struct ChannelBindings {
   // (normalised) host, so that an authzid "user@domain" can be accepted
   // (RFC 6120 §6.3.8). When empty only an authzid equal to the username is.
   std::string domain;
+  // The client's IP address ("192.0.2.1", "2001:db8::1"; no port), for the
+  // per-IP failed-login limits (issue 6). Empty in tests that have none.
+  std::string peer_ip;
   bool any() const { return !tls_exporter.empty() || !tls_server_end_point.empty(); }
 };
 

@@ -36,11 +36,26 @@ std::string random_token(size_t bytes) {
 }
 }  // namespace
 
+namespace {
+// "192.0.2.1:5222" -> "192.0.2.1", "[2001:db8::1]:5222" -> "2001:db8::1".
+std::string ip_of(const std::string& peer) {
+  if (!peer.empty() && peer.front() == '[') {
+    size_t close = peer.find(']');
+    return close == std::string::npos ? peer : peer.substr(1, close - 1);
+  }
+  size_t colon = peer.rfind(':');
+  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}
+}  // namespace
+
 C2sStream::C2sStream(StreamHost* host, std::unique_ptr<net::Connection> conn, bool direct_tls)
     : host_(host),
       conn_(std::move(conn)),
       parser_(this, xml::ParserLimits{.max_stanza_size = kPreAuthStanzaSize}),
       reply_arena_(1024) {
+  static uint64_t next_id = 0;
+  id_ = ++next_id;
+  peer_ip_ = ip_of(conn_->peer());
   if (direct_tls) state_ = State::kTlsHandshake;
 }
 
@@ -165,6 +180,7 @@ void C2sStream::send_header(std::string_view to_attr) {
 ChannelBindings C2sStream::channel_bindings() const {
   ChannelBindings cb;
   cb.domain = host_->domain();  // an authzid may be user@domain (RFC 6120 §6.3.8)
+  cb.peer_ip = peer_ip_;
   if (!tls_ || !conn_->tls()) return cb;
   cb.tls = true;
   cb.tls_exporter = conn_->tls()->exporter_binding();
@@ -195,6 +211,7 @@ void C2sStream::send_features() {
       if (!cb.tls_exporter.empty()) g_out += "<channel-binding type='tls-exporter'/>";
       g_out += "</sasl-channel-binding>";
     }
+    host_->modules().preauth_features(g_out);  // e.g. XEP-0077 registration
   } else {
     g_out +=
         "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
@@ -232,6 +249,10 @@ void C2sStream::on_stanza(xml::Element& e) {
   if (e.ns == kNsTls) {
     stream_error("policy-violation", "TLS is already active");
     return;
+  }
+  if (!authenticated_ && state_ == State::kFeatures && e.ns == xml::kNsClient && e.name == "iq" &&
+      host_->modules().preauth_iq(*this, e)) {
+    return;  // in-band registration (XEP-0077, XEP-0401)
   }
   if (!authenticated_ || state_ == State::kSasl) {
     // RFC 6120 §4.9.3.12

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "core/loop.h"
+#include "modules/module.h"
 #include "net/connection.h"
 #include "xml/parser.h"
 #include "xmpp/auth.h"
@@ -124,7 +125,9 @@ class ClientSession final : public Session {
   core::Loop::TimerId overflow_timer_ = 0;
 };
 
-class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handler {
+class C2sStream : public net::ConnectionHandler,
+                  public xml::StreamParser::Handler,
+                  public modules::PreauthStream {
  public:
   C2sStream(StreamHost* host, std::unique_ptr<net::Connection> conn, bool direct_tls);
   ~C2sStream() override;
@@ -140,6 +143,15 @@ class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handl
   void send_raw(std::string_view xml) { conn_->send(xml); }
   // XEP-0198 §5: another stream resumed our session; close without ending it.
   void release_session(std::string_view why);
+
+  // PreauthStream (in-band registration before SASL)
+  uint64_t id() const override { return id_; }
+  const std::string& peer_ip() const override { return peer_ip_; }
+  void send(const xml::Element& stanza) override { send_element(stanza); }
+  std::string& preauth_token() override { return preauth_token_; }
+  void close_with(std::string_view condition, std::string_view text) override {
+    stream_error(condition, text);
+  }
 
   bool bound() const { return state_ == State::kBound; }
   ClientSession* session() const { return session_; }
@@ -192,6 +204,9 @@ class C2sStream : public net::ConnectionHandler, public xml::StreamParser::Handl
   bool authenticated_ = false;
   bool closing_ = false;
   bool final_ = false;  // the session ends with this stream (no resumption)
+  uint64_t id_;
+  std::string peer_ip_;        // conn_->peer() without the port
+  std::string preauth_token_;  // XEP-0401: the invite a <preauth/> accepted
   ClientSession* session_ = nullptr;
   std::string username_;
   uint64_t sasl_exchange_ = 0;

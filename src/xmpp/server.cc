@@ -39,6 +39,11 @@ Status Server::open_modules(modules::AccountBackend* accounts) {
   Result<std::unique_ptr<modules::Host>> host = modules::Host::create(deps);
   if (!host.ok()) return host.error();
   host_ = std::move(host.value());
+  host_->set_preauth_lookup([this](uint64_t id) -> modules::PreauthStream* {
+    for (auto& [raw, owned] : streams_)
+      if (raw->id() == id) return raw;
+    return nullptr;
+  });
   return {};
 }
 

@@ -107,8 +107,12 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
                      "c2s.ping_timeout",
                      "auth.scram_iterations",
                      "auth.min_password_length",
+                     "auth.max_failures",
+                     "auth.failure_window",
+                     "auth.ban_time",
                      "sandbox.mode",
                      "log.level",
+                     "log.audit_file",
                      "modules.disabled",
                      "roster.max_items",
                      "offline.max_messages",
@@ -123,6 +127,25 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
                      "pep.max_items",
                      "pep.max_nodes",
                      "pep.max_item_size",
+                     "limits.max_per_ip",
+                     "limits.max_connections",
+                     "limits.trusted_networks",
+                     "limits.connect_rate",
+                     "limits.tls_handshake_timeout",
+                     "limits.preauth_idle_timeout",
+                     "limits.c2s_rate",
+                     "limits.c2s_burst",
+                     "limits.s2s_rate",
+                     "limits.s2s_burst",
+                     "limits.subscriptions_per_minute",
+                     "limits.stranger_messages_per_minute",
+                     "registration.mode",
+                     "registration.max_per_ip_per_hour",
+                     "registration.notify_admins",
+                     "registration.invite_expires",
+                     "spam.block",
+                     "spam.block_file",
+                     "spam.new_account_strangers_after",
                      "contact.abuse",
                      "contact.admin",
                      "contact.feedback",
@@ -142,9 +165,9 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
   EXPECT_EQ(schema()[8].type, KeyType::kInt);
   EXPECT_EQ(schema()[2].type, KeyType::kList);
   EXPECT_EQ(schema()[4].type, KeyType::kBool);
-  EXPECT_EQ(schema()[15].type, KeyType::kInt);  // auth.min_password_length
-  EXPECT_EQ(schema()[16].type, KeyType::kEnum);
-  EXPECT_EQ(schema()[17].type, KeyType::kEnum);
+  EXPECT_EQ(schema()[15].type, KeyType::kInt);   // auth.min_password_length
+  EXPECT_EQ(schema()[19].type, KeyType::kEnum);  // sandbox.mode
+  EXPECT_EQ(schema()[20].type, KeyType::kEnum);  // log.level
   EXPECT_EQ(schema()[0].type, KeyType::kString);
   EXPECT_TRUE(schema()[0].required);
 }
@@ -310,16 +333,19 @@ TEST(ConfigErrorTest, UnknownSection) {
   EXPECT_EQ(error_after_minimal("[cs2]\n"),
             "hearth.ini:3: unknown section [cs2]; did you mean [c2s]? (sections: [server], "
             "[tls], [c2s], [auth], [sandbox], [log], [modules], [roster], [offline], [vcard], "
-            "[private], [register], [smacks], [archive], [csi], [pep], [contact])");
+            "[private], [register], [smacks], [archive], [csi], [pep], [limits], [registration], "
+            "[spam], [contact])");
   EXPECT_EQ(error_after_minimal("\n[storage]\n"),
             "hearth.ini:4: unknown section [storage]; sections are: [server], [tls], [c2s], "
             "[auth], [sandbox], [log], [modules], [roster], [offline], [vcard], [private], "
-            "[register], [smacks], [archive], [csi], [pep], [contact]");
+            "[register], [smacks], [archive], [csi], [pep], [limits], [registration], [spam], "
+            "[contact]");
   // Section names are case-sensitive like keys.
   EXPECT_EQ(error_of("[Server]\n"),
             "hearth.ini:1: unknown section [Server]; did you mean [server]? (sections: [server], "
             "[tls], [c2s], [auth], [sandbox], [log], [modules], [roster], [offline], [vcard], "
-            "[private], [register], [smacks], [archive], [csi], [pep], [contact])");
+            "[private], [register], [smacks], [archive], [csi], [pep], [limits], [registration], "
+            "[spam], [contact])");
 }
 
 TEST(ConfigErrorTest, UnknownKeyWithTypoSuggestion) {
@@ -332,7 +358,8 @@ TEST(ConfigErrorTest, UnknownKeyWithTypoSuggestion) {
             "[server]: domain, data_dir, admins, user, expose_version)");
   EXPECT_EQ(error_after_minimal("[auth]\nscram_iteration = 5000\n"),
             "hearth.ini:4: unknown key 'scram_iteration' in [auth]; did you mean "
-            "'scram_iterations'? (keys in [auth]: scram_iterations, min_password_length)");
+            "'scram_iterations'? (keys in [auth]: scram_iterations, min_password_length, "
+            "max_failures, failure_window, ban_time)");
 }
 
 TEST(ConfigErrorTest, UnknownKeyWithoutSuggestion) {
@@ -788,6 +815,65 @@ TEST(ConfigTest, ArchiveDurations) {
             std::string::npos);
   EXPECT_EQ(parse_ok(std::string(kMinimal) + "[archive]\ndefault = roster\n").archive.default_mode,
             "roster");
+}
+
+}  // namespace
+}  // namespace hearth::config
+
+namespace hearth::config {
+namespace {
+
+// --------------------------------------- issue 6 keys
+
+TEST(ConfigTest, AbuseResistanceDefaults) {
+  Config c = parse_ok(kMinimal);
+  Config plain;
+  EXPECT_EQ(c.max_failures, 5u);
+  EXPECT_EQ(c.failure_window, 300u);
+  EXPECT_EQ(c.ban_time, 3600u);
+  EXPECT_EQ(c.limits.max_per_ip, 10u);
+  EXPECT_EQ(c.limits.c2s_rate, 10000u);
+  EXPECT_EQ(c.limits.c2s_burst, 25000u);
+  EXPECT_EQ(c.limits.s2s_rate, 30000u);
+  EXPECT_EQ(c.limits.s2s_burst, 100000u);
+  EXPECT_EQ(c.registration.mode, "invite");
+  EXPECT_EQ(c.registration.invite_expires, 7u * 86400u);
+  EXPECT_EQ(c.spam.new_account_strangers_after, 0u);
+  EXPECT_EQ(c.audit_path(), "/var/lib/hearth/audit.log");
+  EXPECT_EQ(c.failure_window, plain.failure_window);
+  EXPECT_EQ(c.ban_time, plain.ban_time);
+  EXPECT_EQ(c.limits.max_connections, plain.limits.max_connections);
+  EXPECT_EQ(c.limits.connect_rate, plain.limits.connect_rate);
+  EXPECT_EQ(c.limits.tls_handshake_timeout, plain.limits.tls_handshake_timeout);
+  EXPECT_EQ(c.limits.preauth_idle_timeout, plain.limits.preauth_idle_timeout);
+  EXPECT_EQ(c.limits.subscriptions_per_minute, plain.limits.subscriptions_per_minute);
+  EXPECT_EQ(c.limits.stranger_messages_per_minute, plain.limits.stranger_messages_per_minute);
+  EXPECT_EQ(c.registration.max_per_ip_per_hour, plain.registration.max_per_ip_per_hour);
+  EXPECT_EQ(c.registration.notify_admins, plain.registration.notify_admins);
+}
+
+TEST(ConfigTest, AbuseResistanceValues) {
+  Config c = parse_ok(std::string(kMinimal) +
+                      "[limits]\ntrusted_networks = 192.168.1.0/24, fd00::/8, 10.1.2.3\n"
+                      "[spam]\nblock = Spam.Example, bot@example.org\n"
+                      "new_account_strangers_after = 1d\n"
+                      "[registration]\nmode = open\n");
+  EXPECT_EQ(c.limits.trusted_networks,
+            (std::vector<std::string>{"192.168.1.0/24", "fd00::/8", "10.1.2.3"}));
+  EXPECT_EQ(c.spam.block, (std::vector<std::string>{"spam.example", "bot@example.org"}));
+  EXPECT_EQ(c.spam.new_account_strangers_after, 86400u);
+  EXPECT_EQ(c.registration.mode, "open");
+  for (const char* bad : {"192.168.1.0/33", "10.0.0.0/", "example.org", "fd00::/129", "1.2.3/8"}) {
+    std::string err =
+        error_after_minimal(std::string("[limits]\ntrusted_networks = ") + bad + "\n");
+    EXPECT_NE(err.find("is not an address or network"), std::string::npos) << bad << ": " << err;
+  }
+  EXPECT_NE(error_after_minimal("[registration]\nmode = maybe\n").find("closed, invite or open"),
+            std::string::npos);
+  EXPECT_NE(error_after_minimal("[auth]\nban_time = never\n").find("cannot be never"),
+            std::string::npos);
+  EXPECT_NE(error_after_minimal("[spam]\nblock = a b\n").find("is not a JID or a domain"),
+            std::string::npos);
 }
 
 }  // namespace

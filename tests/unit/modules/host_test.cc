@@ -96,6 +96,10 @@ class FakeAccounts : public AccountBackend {
     calls.push_back("remove " + user);
     done(Status{});
   }
+  void create(const std::string& user, std::string, std::function<void(Status)> done) override {
+    calls.push_back("create " + user);
+    done(Status{});
+  }
   std::vector<std::string> calls;
 };
 
