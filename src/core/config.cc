@@ -744,6 +744,15 @@ const std::vector<Row>& rows() {
        [](const Row& r, std::string_view v, Config* c) {
          return cidr_list(r, v, &c->limits.trusted_networks);
        }},
+      {{"limits", "trust_loopback", KeyType::kBool, "true", false,
+        "Exempt loopback (127.0.0.0/8, ::1) from the per-IP limits; set false when clients arrive "
+        "through a local proxy or a Tor onion service, where loopback is everyone."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return bool_value(r, v, &c->limits.trust_loopback);
+       }},
       {{"limits", "connect_rate", KeyType::kInt, "30", false,
         "New connections one IP address may open per minute (1 to 100000); more are closed at "
         "once."},

@@ -79,7 +79,8 @@ struct Config {
   struct {
     uint32_t max_per_ip = 10;                   // concurrent connections from one IP address
     uint32_t max_connections = 2000;            // concurrent connections in all
-    std::vector<std::string> trusted_networks;  // CIDRs exempt from per-IP limits (+ loopback)
+    std::vector<std::string> trusted_networks;  // CIDRs exempt from per-IP limits
+    bool trust_loopback = true;  // 127.0.0.0/8 and ::1 are exempt too (not behind Tor/a proxy)
     uint32_t connect_rate = 30;                 // new connections per IP per minute
     uint32_t tls_handshake_timeout = 10;        // seconds from connect to a finished TLS handshake
     uint32_t preauth_idle_timeout = 10;         // seconds without a byte before authentication

@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "modules/registry.h"
+#include "modules/services.h"
 
 namespace hearth::modules {
 namespace {
@@ -316,7 +317,11 @@ bool Host::user_exists(std::string_view localpart) const {
 bool Host::is_admin(const xmpp::Jid& jid) const {
   std::string bare = jid.bare();
   const std::vector<std::string>& admins = config_->admins;
-  return std::find(admins.begin(), admins.end(), bare) != admins.end();
+  if (std::find(admins.begin(), admins.end(), bare) != admins.end()) return true;
+  // Accounts made admins by an admin invite (issue 6).
+  if (jid.domain() != config_->domain || !jid.has_local()) return false;
+  const RoleService* roles = find<RoleService>();
+  return roles != nullptr && roles->is_admin(jid.local());
 }
 
 void Host::set_password(const std::string& localpart, std::string password,

@@ -3,9 +3,12 @@
 // disabled) unless it lists that module in ModuleDef::requires_modules.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "core/result.h"
 #include "xmpp/jid.h"
 
 namespace hearth::modules {
@@ -54,6 +57,47 @@ class BlockingService {
   // Has `user` (localpart) blocked `jid` (XEP-0191 §3.1 matching: the
   // blocklist item is a full JID, bare JID or domain)?
   virtual bool is_blocked(std::string_view user, const xmpp::Jid& jid) const = 0;
+};
+
+// Provided by the roster module (XEP-0379 pre-approved subscriptions for
+// invites): makes local accounts `a` and `b` (localparts) subscribed to
+// each other ('both' on both rosters), with roster pushes to their
+// interested sessions and presence exchanged if they are online.
+class MutualSubscriptionService {
+ public:
+  static constexpr std::string_view kServiceName = "mutual-subscription";
+  virtual ~MutualSubscriptionService() = default;
+  virtual Status subscribe_both(std::string_view a, std::string_view b) = 0;
+};
+
+// Provided by the invites module: accounts given the admin role by an
+// admin invite (`hearth invite --admin`), besides [server] admins.
+class RoleService {
+ public:
+  static constexpr std::string_view kServiceName = "roles";
+  virtual ~RoleService() = default;
+  virtual bool is_admin(std::string_view localpart) const = 0;
+};
+
+// Provided by the mam module: the newest archived messages of `user`
+// (localpart) exchanged with `with` (a bare JID), oldest first, serialised;
+// for spam reports (XEP-0377).
+class ArchiveService {
+ public:
+  static constexpr std::string_view kServiceName = "archive";
+  virtual ~ArchiveService() = default;
+  virtual std::vector<std::string> recent(std::string_view user, std::string_view with,
+                                          size_t max) const = 0;
+};
+
+// Provided by the spam module: a XEP-0377 report that came with a XEP-0191
+// block (`reason` is the reason URI, `text` the user's words, may be empty).
+class SpamReportService {
+ public:
+  static constexpr std::string_view kServiceName = "spam-report";
+  virtual ~SpamReportService() = default;
+  virtual void report(const xmpp::Jid& reporter, const xmpp::Jid& reported,
+                      std::string_view reason, std::string_view text) = 0;
 };
 
 }  // namespace hearth::modules

@@ -130,6 +130,7 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
                      "limits.max_per_ip",
                      "limits.max_connections",
                      "limits.trusted_networks",
+                     "limits.trust_loopback",
                      "limits.connect_rate",
                      "limits.tls_handshake_timeout",
                      "limits.preauth_idle_timeout",
