@@ -96,8 +96,8 @@ class SpamReportService {
  public:
   static constexpr std::string_view kServiceName = "spam-report";
   virtual ~SpamReportService() = default;
-  virtual void report(const xmpp::Jid& reporter, const xmpp::Jid& reported,
-                      std::string_view reason, std::string_view text) = 0;
+  virtual void report(const xmpp::Jid& reporter, const xmpp::Jid& reported, std::string_view reason,
+                      std::string_view text) = 0;
 };
 
 }  // namespace hearth::modules
