@@ -52,6 +52,39 @@ std::vector<std::string> match_candidates(const xmpp::Jid& jid) {
   return out;
 }
 
+Result<std::optional<ReportRequest>> parse_report(const xml::Element& item) {
+  std::optional<ReportRequest> out;
+  for (const xml::Node& n : item.children) {
+    if (n.element == nullptr || n.element->name != "report" || n.element->ns != kNsReporting) {
+      continue;  // other extensions of the item are not ours
+    }
+    const xml::Element& report = *n.element;
+    if (out) return make_error("one <report/> per <item/>");
+    std::string_view reason = report.attr("reason");
+    if (reason != kReasonSpam && reason != kReasonAbuse) {
+      return make_error("a <report/> needs reason='" + std::string(kReasonSpam) + "' or '" +
+                        std::string(kReasonAbuse) + "'");
+    }
+    ReportRequest r;
+    r.reason = std::string(reason);
+    bool have_text = false;
+    for (const xml::Node& c : report.children) {
+      if (c.element == nullptr || c.element->name != "text" || c.element->ns != kNsReporting)
+        continue;
+      std::string text = c.element->text();
+      if (text.size() > kMaxReportText) {
+        return make_error("the report's <text/> is limited to " + std::to_string(kMaxReportText) +
+                          " bytes");
+      }
+      // Several texts differ only in xml:lang: the first one is kept.
+      if (!have_text) r.text = std::move(text);
+      have_text = true;
+    }
+    out = std::move(r);
+  }
+  return out;
+}
+
 bool Blocklist::matches(std::string_view user, const xmpp::Jid& jid) const {
   auto txn = env_.read();
   if (!txn) {
@@ -273,6 +306,8 @@ class BlockingModule : public Module, public BlockingService {
   void edit(IqEvent& ev, bool block) {
     const std::string& user = ev.from.local();
     std::vector<std::string> jids;
+    // XEP-0377 reports (block only): item JID, reason, text.
+    std::vector<std::pair<xmpp::Jid, blocking::ReportRequest>> reports;
     for (const xml::Node& n : ev.payload.children) {
       if (n.element == nullptr) continue;  // whitespace
       const xml::Element& item = *n.element;
@@ -287,6 +322,11 @@ class BlockingModule : public Module, public BlockingService {
       std::string text = jid->full();
       if (user_key(user, text).size() > ctx_.db().max_key_size()) {
         return ctx_.error(ev, "modify", "not-acceptable", "JID too long to be stored");
+      }
+      if (block) {
+        auto report = blocking::parse_report(item);
+        if (!report) return ctx_.error(ev, "modify", "bad-request", report.error().message);
+        if (report->has_value()) reports.emplace_back(*jid, std::move(**report));
       }
       bool dup = false;
       for (const std::string& j : jids)
@@ -336,6 +376,14 @@ class BlockingModule : public Module, public BlockingService {
       s2->deliver(*iq);
     }
 
+    if (block && !reports.empty()) {
+      // Reported even if the JID was blocked before (a second report with
+      // new words); ignored when the spam module is switched off.
+      if (auto* reporting = ctx_.find<SpamReportService>()) {
+        for (const auto& [jid, report] : reports)
+          reporting->report(ev.from, jid, report.reason, report.text);
+      }
+    }
     if (block) {
       after_block(user, changed);
     } else {

@@ -83,7 +83,7 @@ struct Refusal {
   std::string text;
 };
 
-class MamModule : public Module {
+class MamModule : public Module, public ArchiveService {
  public:
   explicit MamModule(Context& ctx) : ctx_(ctx) {
     // After blocking (firewall), before carbons and delivery: every copy of
@@ -97,12 +97,42 @@ class MamModule : public Module {
     ctx.on_iq(kNsMam, "get,set", kIqSelf, [this](IqEvent& ev) { on_iq(ev); });
     ctx.add_disco_feature(DiscoTarget::kAccount, std::string(kNsMamExtended));
     ctx.add_disco_feature(DiscoTarget::kAccount, std::string(kNsSid));
+    ctx.provide<ArchiveService>(this);
     expires_after_ = ctx.config().archive.expires_after;
     if (expires_after_ != 0) schedule(std::min(kFirstSweepMs, sweep_interval_ms(expires_after_)));
   }
 
   ~MamModule() override {
     if (timer_ != 0) ctx_.loop().cancel_timer(timer_);
+  }
+
+  // ArchiveService (spam reports, XEP-0377): the newest `max` rows with
+  // `with` from the per-contact index, oldest first; unreadable rows and
+  // read errors give fewer (or none).
+  std::vector<std::string> recent(std::string_view user, std::string_view with,
+                                  size_t max) const override {
+    std::vector<std::string> out;
+    if (max == 0 || with.empty()) return out;
+    auto txn = ctx_.db().read();
+    if (!txn) {
+      HEARTH_ERROR("mam", "read transaction: %s", txn.error().message.c_str());
+      return out;
+    }
+    Query q;
+    q.user = std::string(user);
+    q.with_bare = std::string(with);
+    q.backward = true;  // the last page of the range
+    q.max = static_cast<uint32_t>(std::min<size_t>(max, kMaxPage));
+    Result<Page> page = query(*txn, ctx_.table(kTable), q);
+    if (!page) {
+      HEARTH_ERROR("mam", "reading the archive of %.*s: %s", static_cast<int>(user.size()),
+                   user.data(), page.error().message.c_str());
+      return out;
+    }
+    out.reserve(page->items.size());
+    for (Item& item : page->items)
+      out.push_back(std::move(item.xml));
+    return out;
   }
 
   void apply_config(const config::Config& config) override {
