@@ -141,7 +141,10 @@ std::optional<uint64_t> parse_version(std::string_view ver, uint64_t current) {
 
 namespace {
 
-class RosterModule final : public Module, public RosterService, public RosterStore {
+class RosterModule final : public Module,
+                           public RosterService,
+                           public RosterStore,
+                           public MutualSubscriptionService {
  public:
   explicit RosterModule(Context& ctx) : ctx_(ctx) {
     roster_ = ctx.table(kRosterTable);
@@ -157,6 +160,28 @@ class RosterModule final : public Module, public RosterService, public RosterSto
                    [this](std::string_view user) { on_account_deleted(user); });
     ctx.provide<RosterService>(this);
     ctx.provide<RosterStore>(this);
+    ctx.provide<MutualSubscriptionService>(this);
+  }
+
+  // ---- MutualSubscriptionService (XEP-0379, invites) ----
+  Status subscribe_both(std::string_view a, std::string_view b) override {
+    if (a == b) return make_error("an account cannot subscribe to itself");
+    std::string a_bare = std::string(a) + "@" + ctx_.domain();
+    std::string b_bare = std::string(b) + "@" + ctx_.domain();
+    if (Status s = make_both(a, b_bare); !s) return s;
+    if (Status s = make_both(b, a_bare); !s) return s;
+    // RFC 6121 §3.1.6: the approved subscriber gets the contact's current
+    // presence; both are subscribers here. (The presence module, created
+    // after this one, is looked up now.)
+    if (PresenceService* presence = ctx_.find<PresenceService>()) {
+      Result<xmpp::Jid> ja = xmpp::Jid::parse(a_bare);
+      Result<xmpp::Jid> jb = xmpp::Jid::parse(b_bare);
+      if (ja && jb) {
+        presence->send_current_presence(a, *jb);
+        presence->send_current_presence(b, *ja);
+      }
+    }
+    return {};
   }
 
   // ---- RosterService ----
@@ -220,6 +245,24 @@ class RosterModule final : public Module, public RosterService, public RosterSto
 
   Status remove(std::string_view user, std::string_view contact) override {
     return remove_item(user, contact, true);
+  }
+
+  // `user`'s item for `contact` with subscription 'both' (name and groups
+  // kept if it exists), no pending request either way; pushed.
+  Status make_both(std::string_view user, std::string_view contact) {
+    RosterItem it;
+    if (std::optional<RosterItem> old = item(user, contact)) {
+      it = std::move(*old);
+    } else {
+      it.jid.assign(contact);
+    }
+    it.subscription = Subscription::kBoth;
+    it.ask = false;
+    it.approved = false;
+    if (pending_in(user, contact)) {
+      if (Status s = clear_pending_in(user, contact); !s) return s;
+    }
+    return update(user, it);
   }
 
   // Without a tombstone (the contact's account is gone and no key may name
