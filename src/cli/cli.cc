@@ -7,6 +7,9 @@
 #include "proc/proc.h"
 
 namespace hearth::cli {
+
+int cmd_invite(const Args& args);  // invite.cc (cli.h is the lead's)
+
 namespace {
 
 const char kUsage[] =
@@ -19,6 +22,9 @@ const char kUsage[] =
     "                                    change a password\n"
     "  user del JID [-c FILE]            delete an account\n"
     "  user list [-c FILE]               list accounts\n"
+    "  invite [-c FILE] [--admin] [--uses N] [--expires 7d] [--user NAME]\n"
+    "                                    make an invite (XEP-0401) and print its xmpp: URI;\n"
+    "                                    --user: the new account and NAME become contacts\n"
     "  check config [-c FILE]            validate the configuration\n"
     "  version                           print the version\n"
     "\n"
@@ -74,6 +80,7 @@ int main(int argc, char** argv) {
     return cmd_run(args);
   }
   if (command == "user") return cmd_user(action, args);
+  if (command == "invite") return cmd_invite(args);  // src/cli/invite.cc
   if (command == "check") {
     if (action != "config") return usage_error("unknown check '" + action + "'; try: check config");
     return cmd_check(args);
