@@ -15,7 +15,9 @@
 namespace hearth::bench {
 namespace {
 
-double ms_between(int64_t a, int64_t b) { return static_cast<double>(b - a) / 1e6; }
+double ms_between(int64_t a, int64_t b) {
+  return static_cast<double>(b - a) / 1e6;
+}
 
 // Nearest-rank percentile of sorted values.
 double percentile(const std::vector<double>& sorted, double q) {
@@ -34,7 +36,9 @@ int64_t body_stamp(const std::string& body, const char* prefix) {
   return strtoll(p + 1, nullptr, 10);
 }
 
-std::string bare(const std::string& jid) { return jid.substr(0, jid.find('/')); }
+std::string bare(const std::string& jid) {
+  return jid.substr(0, jid.find('/'));
+}
 
 double wall_now() {
   timeval tv{};
@@ -59,15 +63,17 @@ void Bench::add(const std::string& key, double value, const std::string& unit) {
   if (s_.verbose) fprintf(stderr, "  %s = %.3f %s\n", key.c_str(), value, unit.c_str());
 }
 
-void Bench::add_percentiles(const std::string& key, std::vector<double> v,
-                            const std::string& unit, bool p999) {
+void Bench::add_percentiles(const std::string& key, std::vector<double> v, const std::string& unit,
+                            bool p999) {
   std::sort(v.begin(), v.end());
   add(key + "_p50", percentile(v, 0.50), unit);
   add(key + "_p99", percentile(v, 0.99), unit);
   if (p999) add(key + "_p999", percentile(v, 0.999), unit);
 }
 
-long long Bench::cpu_us() const { return s_.pid > 0 ? tree_cpu_us(s_.pid) : 0; }
+long long Bench::cpu_us() const {
+  return s_.pid > 0 ? tree_cpu_us(s_.pid) : 0;
+}
 
 std::unique_ptr<Client> Bench::make(int user, const std::string& resource, bool presence) {
   return std::make_unique<Client>(&loop_, &s_.server, &salts_, user, resource, presence);
@@ -84,11 +90,12 @@ bool Bench::run_until(const std::function<bool()>& pred, double timeout) {
 
 void Bench::pump(double seconds) {
   int64_t end = now_ns() + static_cast<int64_t>(seconds * 1e9);
-  while (now_ns() < end) loop_.run_once(5);
+  while (now_ns() < end)
+    loop_.run_once(5);
 }
 
-int Bench::login_all(const std::vector<Client*>& cs, int concurrency,
-                     std::vector<double>* lat_ms, bool close_when_ready) {
+int Bench::login_all(const std::vector<Client*>& cs, int concurrency, std::vector<double>* lat_ms,
+                     bool close_when_ready) {
   size_t next = 0;
   int failed = 0;
   std::vector<Client*> inflight;
@@ -124,10 +131,12 @@ int Bench::login_all(const std::vector<Client*>& cs, int concurrency,
     loop_.run_once(5);
     reap();
     if (now_ns() > deadline) {
-      fprintf(stderr, "hearth-bench: logins timed out after %.0f s (%zu in flight, %zu not started)\n",
+      fprintf(stderr,
+              "hearth-bench: logins timed out after %.0f s (%zu in flight, %zu not started)\n",
               s_.timeout, inflight.size(), cs.size() - next);
       failed += static_cast<int>(inflight.size() + (cs.size() - next));
-      for (Client* c : inflight) c->close();
+      for (Client* c : inflight)
+        c->close();
       break;
     }
   }
@@ -138,11 +147,16 @@ bool Bench::run(const std::string& scenario) {
   fprintf(stderr, "hearth-bench: %s ...\n", scenario.c_str());
   int64_t t0 = now_ns();
   bool ok;
-  if (scenario == "footprint") ok = footprint();
-  else if (scenario == "logins") ok = logins();
-  else if (scenario == "messages") ok = messages();
-  else if (scenario == "presence") ok = presence();
-  else if (scenario == "mam") ok = mam();
+  if (scenario == "footprint")
+    ok = footprint();
+  else if (scenario == "logins")
+    ok = logins();
+  else if (scenario == "messages")
+    ok = messages();
+  else if (scenario == "presence")
+    ok = presence();
+  else if (scenario == "mam")
+    ok = mam();
   else {
     fprintf(stderr, "hearth-bench: unknown scenario '%s'\n", scenario.c_str());
     return false;
@@ -183,22 +197,24 @@ bool Bench::footprint() {
     }
     pump(s_.settle);
     int alive = 0;
-    for (auto& c : clients) alive += c->ready() ? 1 : 0;
+    for (auto& c : clients)
+      alive += c->ready() ? 1 : 0;
     Memory m = tree_memory(s_.pid);
     std::string k = "footprint.s" + std::to_string(step);
     add(k + "_rss", static_cast<double>(m.rss_kib), "KiB");
     add(k + "_pss", static_cast<double>(m.pss_kib), "KiB");
     add(k + "_rss_per_session", static_cast<double>(m.rss_kib - idle.rss_kib) / step, "KiB");
     add(k + "_pss_per_session", static_cast<double>(m.pss_kib - idle.pss_kib) / step, "KiB");
-    fprintf(stderr, "  %d sessions (%d alive) logged in in %.1f s: RSS %ld KiB, PSS %ld KiB\n", step,
-            alive, secs, m.rss_kib, m.pss_kib);
+    fprintf(stderr, "  %d sessions (%d alive) logged in in %.1f s: RSS %ld KiB, PSS %ld KiB\n",
+            step, alive, secs, m.rss_kib, m.pss_kib);
     if (alive != step) {
       fprintf(stderr, "hearth-bench: footprint: only %d of %d sessions still open\n", alive, step);
       ok = false;
       break;
     }
   }
-  for (auto& c : clients) c->close();
+  for (auto& c : clients)
+    c->close();
   return ok;
 }
 
@@ -224,7 +240,8 @@ bool Bench::logins() {
   add("logins.sequential_count", static_cast<double>(lat.size()), "");
   add("logins.sequential_rate", static_cast<double>(lat.size()) / secs, "/s");
   add_percentiles("logins.sequential_latency", lat, "ms", false);
-  if (s_.pid > 0) add("logins.cpu_per_login_seq", static_cast<double>(cpu1 - cpu0) / lat.size() / 1000.0, "ms");
+  if (s_.pid > 0)
+    add("logins.cpu_per_login_seq", static_cast<double>(cpu1 - cpu0) / lat.size() / 1000.0, "ms");
   pump(0.2);
   // Concurrent.
   std::vector<std::unique_ptr<Client>> owned;
@@ -243,7 +260,8 @@ bool Bench::logins() {
   add("logins.concurrent_count", static_cast<double>(lat.size()), "");
   add("logins.concurrent_rate", static_cast<double>(lat.size()) / secs, "/s");
   add_percentiles("logins.concurrent_latency", lat, "ms", false);
-  if (s_.pid > 0) add("logins.cpu_per_login", static_cast<double>(cpu1 - cpu0) / lat.size() / 1000.0, "ms");
+  if (s_.pid > 0)
+    add("logins.cpu_per_login", static_cast<double>(cpu1 - cpu0) / lat.size() / 1000.0, "ms");
   return true;
 }
 
@@ -263,7 +281,8 @@ bool Bench::messages() {
   if (login_all(all, s_.concurrency, nullptr, false) > 0) return false;
   std::vector<int> inflight(p, 0);
   std::vector<std::string> to(p);
-  for (int i = 0; i < p; ++i) to[i] = xml_escape(receivers[i]->jid());
+  for (int i = 0; i < p; ++i)
+    to[i] = xml_escape(receivers[i]->jid());
   long sent = 0, delivered = 0, errors = 0;
   bool sending = true;
   std::vector<double> lat;
@@ -303,7 +322,8 @@ bool Bench::messages() {
   long long cpu0 = cpu_us();
   int64_t t0 = now_ns();
   for (int i = 0; i < p; ++i)
-    for (int w = 0; w < s_.window; ++w) send_one(i);
+    for (int w = 0; w < s_.window; ++w)
+      send_one(i);
   int64_t stop = t0 + static_cast<int64_t>(s_.duration * 1e9);
   run_until([&] { return now_ns() >= stop || sent >= s_.max_messages; }, s_.duration + 1);
   sending = false;
@@ -311,11 +331,17 @@ bool Bench::messages() {
   int64_t t1 = now_ns();
   long long cpu1 = cpu_us();
   int lost = 0;
-  for (auto& c : senders) lost += c->ready() ? 0 : 1;
-  for (auto& c : receivers) lost += c->ready() ? 0 : 1;
-  for (auto& c : senders) c->close();
-  for (auto& c : receivers) c->close();
-  if (!drained) fprintf(stderr, "hearth-bench: %ld of %ld messages never arrived\n", sent - delivered - errors, sent);
+  for (auto& c : senders)
+    lost += c->ready() ? 0 : 1;
+  for (auto& c : receivers)
+    lost += c->ready() ? 0 : 1;
+  for (auto& c : senders)
+    c->close();
+  for (auto& c : receivers)
+    c->close();
+  if (!drained)
+    fprintf(stderr, "hearth-bench: %ld of %ld messages never arrived\n", sent - delivered - errors,
+            sent);
   if (lost > 0) fprintf(stderr, "hearth-bench: %d clients lost their connection\n", lost);
   if (delivered == 0) return false;
   double secs = ms_between(t0, t1) / 1000.0;
@@ -374,7 +400,8 @@ bool Bench::presence() {
       }
     };
   }
-  for (auto& c : contacts) c->send("<presence type='subscribe' to='" + xml_escape(hub_bare) + "'/>");
+  for (auto& c : contacts)
+    c->send("<presence type='subscribe' to='" + xml_escape(hub_bare) + "'/>");
   if (!run_until([&] { return n_subscribed == r; }, s_.timeout)) {
     fprintf(stderr, "hearth-bench: presence: only %d of %d contacts subscribed\n", n_subscribed, r);
     return false;
@@ -399,7 +426,8 @@ bool Bench::presence() {
     pump(0.05);
   }
   hub->close();
-  for (auto& c : contacts) c->close();
+  for (auto& c : contacts)
+    c->close();
   if (fanout.empty()) return false;
   add("presence.contacts", r, "");
   add_percentiles("presence.fanout", fanout, "ms", false);
@@ -447,12 +475,14 @@ bool Bench::mam() {
     } else if (name == "iq" && attr(el, "id") == query_id) {
       answered = true;
       answer_type = attr(el, "type");
-      if (answer_type != "result") fprintf(stderr, "hearth-bench: MAM query failed: %.300s\n", std::string(el).c_str());
+      if (answer_type != "result")
+        fprintf(stderr, "hearth-bench: MAM query failed: %.300s\n", std::string(el).c_str());
     }
   };
   auto fill = [&](long upto) {
     limit = upto;
-    while (inflight < s_.window && sent < limit) send_one();
+    while (inflight < s_.window && sent < limit)
+      send_one();
     return run_until([&] { return delivered >= limit; }, s_.timeout);
   };
   int64_t t0 = now_ns();
@@ -479,7 +509,8 @@ bool Bench::mam() {
                 "</set></query></iq>");
     if (!run_until([&] { return answered; }, s_.timeout) || answer_type != "result") return -1.0;
     if (results != 50) {
-      if (short_pages == 0) fprintf(stderr, "hearth-bench: MAM page %s had %d results, not 50\n", id.c_str(), results);
+      if (short_pages == 0)
+        fprintf(stderr, "hearth-bench: MAM page %s had %d results, not 50\n", id.c_str(), results);
       ++short_pages;
     }
     return ms_between(q0, now_ns());
@@ -513,15 +544,21 @@ void Bench::print_table(const std::string& label) const {
 bool Bench::write_json(const std::string& file, const std::string& label) const {
   FILE* f = fopen(file.c_str(), "w");
   if (f == nullptr) return false;
-  fprintf(f, "{\n  \"label\": \"%s\",\n  \"server\": \"%s:%d\",\n  \"mechanism\": \"%s\",\n  \"metrics\": {",
+  fprintf(f,
+          "{\n  \"label\": \"%s\",\n  \"server\": \"%s:%d\",\n  \"mechanism\": \"%s\",\n  "
+          "\"metrics\": {",
           label.c_str(), s_.server.host.c_str(), s_.server.port,
-          s_.server.mech == Mech::kScramSha1 ? "SCRAM-SHA-1" : s_.server.mech == Mech::kScramSha256 ? "SCRAM-SHA-256" : "auto");
+          s_.server.mech == Mech::kScramSha1     ? "SCRAM-SHA-1"
+          : s_.server.mech == Mech::kScramSha256 ? "SCRAM-SHA-256"
+                                                 : "auto");
   for (size_t i = 0; i < metrics_.size(); ++i) {
     const Metric& m = metrics_[i];
     if (std::isfinite(m.value)) {
-      fprintf(f, "%s\n    \"%s\": {\"value\": %.6g, \"unit\": \"%s\"}", i ? "," : "", m.key.c_str(), m.value, m.unit.c_str());
+      fprintf(f, "%s\n    \"%s\": {\"value\": %.6g, \"unit\": \"%s\"}", i ? "," : "", m.key.c_str(),
+              m.value, m.unit.c_str());
     } else {
-      fprintf(f, "%s\n    \"%s\": {\"value\": null, \"unit\": \"%s\"}", i ? "," : "", m.key.c_str(), m.unit.c_str());
+      fprintf(f, "%s\n    \"%s\": {\"value\": null, \"unit\": \"%s\"}", i ? "," : "", m.key.c_str(),
+              m.unit.c_str());
     }
   }
   fprintf(f, "\n  }\n}\n");

@@ -16,22 +16,22 @@ namespace hearth::bench {
 
 struct Settings {
   ServerConfig server;
-  int users = 100;                  // accounts 0..users-1 exist (logins cycle through them)
-  pid_t pid = 0;                    // server to measure (0: client-side figures only)
+  int users = 100;                    // accounts 0..users-1 exist (logins cycle through them)
+  pid_t pid = 0;                      // server to measure (0: client-side figures only)
   std::vector<int> steps{100, 1000};  // footprint session counts
-  int concurrency = 50;             // logins in flight at once
-  int logins = 200;                 // logins scenario: count per phase
+  int concurrency = 50;               // logins in flight at once
+  int logins = 200;                   // logins scenario: count per phase
   int login_concurrency = 20;
-  int pairs = 20;                   // messages scenario
-  double duration = 5.0;            // seconds of sending (messages), cap for logins
+  int pairs = 20;         // messages scenario
+  double duration = 5.0;  // seconds of sending (messages), cap for logins
   long max_messages = 1000000;
-  int window = 8;                   // messages in flight per sender
-  int roster = 200;                 // presence scenario: contacts
-  int rounds = 20;                  // presence broadcasts
+  int window = 8;    // messages in flight per sender
+  int roster = 200;  // presence scenario: contacts
+  int rounds = 20;   // presence broadcasts
   int mam_fill = 2000;
   int mam_queries = 20;
-  double timeout = 60.0;            // cap of any one wait
-  double settle = 1.0;              // seconds before a memory reading
+  double timeout = 60.0;  // cap of any one wait
+  double settle = 1.0;    // seconds before a memory reading
   bool verbose = false;
 };
 

@@ -41,7 +41,9 @@ std::string element_text(std::string_view el) {
 
 }  // namespace
 
-std::string ServerConfig::user(int index) const { return format_index(user_pattern, index); }
+std::string ServerConfig::user(int index) const {
+  return format_index(user_pattern, index);
+}
 
 std::string ServerConfig::password_for(int index) const {
   return password_pattern.empty() ? password : format_index(password_pattern, index);
@@ -66,7 +68,9 @@ Client::Client(Loop* loop, const ServerConfig* cfg, SaltCache* cache, int user_i
       resource_(std::move(resource)),
       initial_presence_(initial_presence) {}
 
-Client::~Client() { shut(); }
+Client::~Client() {
+  shut();
+}
 
 void Client::start() {
   t_start_ = now_ns();
@@ -341,8 +345,10 @@ bool Client::handle(std::string_view el) {
       if (name == "challenge") {
         base64_decode(element_text(el), &data);
         if (data.compare(0, 2, "v=") == 0) {
-          if (!scram_->verify(data)) fail("server signature does not verify");
-          else send(std::string("<response xmlns='") + kNsSasl + "'/>");
+          if (!scram_->verify(data))
+            fail("server signature does not verify");
+          else
+            send(std::string("<response xmlns='") + kNsSasl + "'/>");
           return true;
         }
         std::string reply;
@@ -392,7 +398,9 @@ bool Client::handle(std::string_view el) {
       jid_ = child_text(el, "jid");
       if (session_required_) {
         state_ = State::kSession;
-        send("<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+        send(
+            "<iq type='set' id='sess1'><session "
+            "xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
       } else {
         after_bind();
       }

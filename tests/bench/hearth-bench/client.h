@@ -70,7 +70,9 @@ class Client : public Handler {
 
   State state() const { return state_; }
   bool ready() const { return state_ == State::kReady; }
-  bool done() const { return state_ == State::kReady || state_ == State::kFailed || state_ == State::kClosed; }
+  bool done() const {
+    return state_ == State::kReady || state_ == State::kFailed || state_ == State::kClosed;
+  }
   bool failed() const { return state_ == State::kFailed; }
   const std::string& error() const { return error_; }
   const std::string& jid() const { return jid_; }

@@ -48,7 +48,9 @@ void Loop::modify(int fd, uint32_t events, Handler* h) {
   }
 }
 
-void Loop::remove(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+void Loop::remove(int fd) {
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+}
 
 void Loop::run_once(int timeout_ms) {
   epoll_event events[256];

@@ -105,10 +105,34 @@ int main(int argc, char** argv) {
   Settings s;
   std::string json, label = "server";
   enum {
-    kHost = 1000, kPort, kDomain, kUserPattern, kPassword, kPasswordPattern, kUsers, kTls, kMech,
-    kPid, kStatCpu, kSteps, kConcurrency, kLogins, kLoginConcurrency, kPairs, kDuration,
-    kMaxMessages, kWindow, kRoster, kRounds, kMamFill, kMamQueries, kTimeout, kSettle, kJson,
-    kLabel, kHelp
+    kHost = 1000,
+    kPort,
+    kDomain,
+    kUserPattern,
+    kPassword,
+    kPasswordPattern,
+    kUsers,
+    kTls,
+    kMech,
+    kPid,
+    kStatCpu,
+    kSteps,
+    kConcurrency,
+    kLogins,
+    kLoginConcurrency,
+    kPairs,
+    kDuration,
+    kMaxMessages,
+    kWindow,
+    kRoster,
+    kRounds,
+    kMamFill,
+    kMamQueries,
+    kTimeout,
+    kSettle,
+    kJson,
+    kLabel,
+    kHelp
   };
   static const option kOpts[] = {
       {"host", required_argument, nullptr, kHost},
@@ -144,57 +168,116 @@ int main(int argc, char** argv) {
   int c;
   while ((c = getopt_long(argc, argv, "vh", kOpts, nullptr)) != -1) {
     switch (c) {
-      case kHost: s.server.host = optarg; break;
-      case kPort: s.server.port = atoi(optarg); break;
-      case kDomain: s.server.domain = optarg; break;
-      case kUserPattern: s.server.user_pattern = optarg; break;
-      case kPassword: s.server.password = optarg; break;
-      case kPasswordPattern: s.server.password_pattern = optarg; break;
-      case kUsers: s.users = atoi(optarg); break;
+      case kHost:
+        s.server.host = optarg;
+        break;
+      case kPort:
+        s.server.port = atoi(optarg);
+        break;
+      case kDomain:
+        s.server.domain = optarg;
+        break;
+      case kUserPattern:
+        s.server.user_pattern = optarg;
+        break;
+      case kPassword:
+        s.server.password = optarg;
+        break;
+      case kPasswordPattern:
+        s.server.password_pattern = optarg;
+        break;
+      case kUsers:
+        s.users = atoi(optarg);
+        break;
       case kTls:
-        if (strcmp(optarg, "starttls") == 0) s.server.tls = TlsMode::kStartTls;
-        else if (strcmp(optarg, "direct") == 0) s.server.tls = TlsMode::kDirect;
+        if (strcmp(optarg, "starttls") == 0)
+          s.server.tls = TlsMode::kStartTls;
+        else if (strcmp(optarg, "direct") == 0)
+          s.server.tls = TlsMode::kDirect;
         else {
           fprintf(stderr, "hearth-bench: --tls starttls or direct\n");
           return 2;
         }
         break;
       case kMech:
-        if (strcmp(optarg, "SCRAM-SHA-1") == 0) s.server.mech = Mech::kScramSha1;
-        else if (strcmp(optarg, "SCRAM-SHA-256") == 0) s.server.mech = Mech::kScramSha256;
-        else if (strcmp(optarg, "auto") == 0) s.server.mech = Mech::kAuto;
+        if (strcmp(optarg, "SCRAM-SHA-1") == 0)
+          s.server.mech = Mech::kScramSha1;
+        else if (strcmp(optarg, "SCRAM-SHA-256") == 0)
+          s.server.mech = Mech::kScramSha256;
+        else if (strcmp(optarg, "auto") == 0)
+          s.server.mech = Mech::kAuto;
         else {
           fprintf(stderr, "hearth-bench: --mech SCRAM-SHA-1, SCRAM-SHA-256 or auto\n");
           return 2;
         }
         break;
-      case kPid: s.pid = static_cast<pid_t>(atoi(optarg)); break;
-      case kStatCpu: hearth::bench::g_use_schedstat = false; break;
+      case kPid:
+        s.pid = static_cast<pid_t>(atoi(optarg));
+        break;
+      case kStatCpu:
+        hearth::bench::g_use_schedstat = false;
+        break;
       case kSteps:
         if (!parse_steps(optarg, &s.steps)) {
           fprintf(stderr, "hearth-bench: --steps wants positive numbers like 100,1000\n");
           return 2;
         }
         break;
-      case kConcurrency: s.concurrency = std::max(1, atoi(optarg)); break;
-      case kLogins: s.logins = std::max(1, atoi(optarg)); break;
-      case kLoginConcurrency: s.login_concurrency = std::max(1, atoi(optarg)); break;
-      case kPairs: s.pairs = std::max(1, atoi(optarg)); break;
-      case kDuration: s.duration = std::max(0.1, atof(optarg)); break;
-      case kMaxMessages: s.max_messages = std::max(1L, atol(optarg)); break;
-      case kWindow: s.window = std::max(1, atoi(optarg)); break;
-      case kRoster: s.roster = std::max(1, atoi(optarg)); break;
-      case kRounds: s.rounds = std::max(1, atoi(optarg)); break;
-      case kMamFill: s.mam_fill = std::max(100, atoi(optarg)); break;
-      case kMamQueries: s.mam_queries = std::max(1, atoi(optarg)); break;
-      case kTimeout: s.timeout = std::max(1.0, atof(optarg)); break;
-      case kSettle: s.settle = std::max(0.0, atof(optarg)); break;
-      case kJson: json = optarg; break;
-      case kLabel: label = optarg; break;
-      case 'v': s.verbose = true; break;
+      case kConcurrency:
+        s.concurrency = std::max(1, atoi(optarg));
+        break;
+      case kLogins:
+        s.logins = std::max(1, atoi(optarg));
+        break;
+      case kLoginConcurrency:
+        s.login_concurrency = std::max(1, atoi(optarg));
+        break;
+      case kPairs:
+        s.pairs = std::max(1, atoi(optarg));
+        break;
+      case kDuration:
+        s.duration = std::max(0.1, atof(optarg));
+        break;
+      case kMaxMessages:
+        s.max_messages = std::max(1L, atol(optarg));
+        break;
+      case kWindow:
+        s.window = std::max(1, atoi(optarg));
+        break;
+      case kRoster:
+        s.roster = std::max(1, atoi(optarg));
+        break;
+      case kRounds:
+        s.rounds = std::max(1, atoi(optarg));
+        break;
+      case kMamFill:
+        s.mam_fill = std::max(100, atoi(optarg));
+        break;
+      case kMamQueries:
+        s.mam_queries = std::max(1, atoi(optarg));
+        break;
+      case kTimeout:
+        s.timeout = std::max(1.0, atof(optarg));
+        break;
+      case kSettle:
+        s.settle = std::max(0.0, atof(optarg));
+        break;
+      case kJson:
+        json = optarg;
+        break;
+      case kLabel:
+        label = optarg;
+        break;
+      case 'v':
+        s.verbose = true;
+        break;
       case 'h':
-      case kHelp: usage(stdout); return 0;
-      default: usage(stderr); return 2;
+      case kHelp:
+        usage(stdout);
+        return 0;
+      default:
+        usage(stderr);
+        return 2;
     }
   }
   std::vector<std::string> scenarios;
@@ -221,7 +304,8 @@ int main(int argc, char** argv) {
   }
   Bench bench(s);
   int failed = 0;
-  for (const std::string& sc : scenarios) failed += bench.run(sc) ? 0 : 1;
+  for (const std::string& sc : scenarios)
+    failed += bench.run(sc) ? 0 : 1;
   bench.print_table(label);
   if (!json.empty() && !bench.write_json(json, label)) {
     fprintf(stderr, "hearth-bench: cannot write %s\n", json.c_str());

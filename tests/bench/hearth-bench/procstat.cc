@@ -53,7 +53,8 @@ std::vector<pid_t> process_tree(pid_t root) {
   out.push_back(root);
   for (size_t i = 0; i < out.size(); ++i) {
     auto [b, e] = children.equal_range(out[i]);
-    for (auto it = b; it != e; ++it) out.push_back(it->second);
+    for (auto it = b; it != e; ++it)
+      out.push_back(it->second);
   }
   return out;
 }
@@ -68,8 +69,10 @@ Memory tree_memory(pid_t pid) {
     char line[256];
     while (fgets(line, sizeof line, f) != nullptr) {
       long v = 0;
-      if (sscanf(line, "Rss: %ld kB", &v) == 1) m.rss_kib += v;
-      else if (sscanf(line, "Pss: %ld kB", &v) == 1) m.pss_kib += v;
+      if (sscanf(line, "Rss: %ld kB", &v) == 1)
+        m.rss_kib += v;
+      else if (sscanf(line, "Pss: %ld kB", &v) == 1)
+        m.pss_kib += v;
     }
     fclose(f);
     ++m.processes;

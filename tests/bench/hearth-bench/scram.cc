@@ -14,12 +14,16 @@ namespace {
 
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-size_t hash_size(ScramHash h) { return h == ScramHash::kSha1 ? 20 : 32; }
+size_t hash_size(ScramHash h) {
+  return h == ScramHash::kSha1 ? 20 : 32;
+}
 int wolf_type(ScramHash h) {
   return h == ScramHash::kSha1 ? static_cast<int>(WC_HASH_TYPE_SHA)
                                : static_cast<int>(WC_HASH_TYPE_SHA256);
 }
-const byte* bytes(std::string_view s) { return reinterpret_cast<const byte*>(s.data()); }
+const byte* bytes(std::string_view s) {
+  return reinterpret_cast<const byte*>(s.data());
+}
 
 std::string hmac(ScramHash h, std::string_view key, std::string_view data) {
   unsigned char out[32];
@@ -46,9 +50,12 @@ std::string digest(ScramHash h, std::string_view data) {
 std::string saslname(std::string_view s) {
   std::string out;
   for (char c : s) {
-    if (c == '=') out += "=3D";
-    else if (c == ',') out += "=2C";
-    else out += c;
+    if (c == '=')
+      out += "=3D";
+    else if (c == ',')
+      out += "=2C";
+    else
+      out += c;
   }
   return out;
 }
@@ -59,7 +66,8 @@ std::string field(std::string_view msg, char k) {
   while (i < msg.size()) {
     size_t e = msg.find(',', i);
     if (e == std::string_view::npos) e = msg.size();
-    if (e - i >= 2 && msg[i] == k && msg[i + 1] == '=') return std::string(msg.substr(i + 2, e - i - 2));
+    if (e - i >= 2 && msg[i] == k && msg[i + 1] == '=')
+      return std::string(msg.substr(i + 2, e - i - 2));
     i = e + 1;
   }
   return {};
@@ -112,16 +120,21 @@ const std::string* SaltCache::find(const std::string& key) const {
   return it == map_.end() ? nullptr : &it->second;
 }
 
-void SaltCache::put(const std::string& key, std::string value) { map_[key] = std::move(value); }
+void SaltCache::put(const std::string& key, std::string value) {
+  map_[key] = std::move(value);
+}
 
 SaltCache::~SaltCache() {
-  for (auto& [k, v] : map_) std::fill(v.begin(), v.end(), '\0');
+  for (auto& [k, v] : map_)
+    std::fill(v.begin(), v.end(), '\0');
 }
 
 ScramClient::ScramClient(ScramHash hash, std::string user, std::string password, SaltCache* cache)
     : hash_(hash), user_(std::move(user)), password_(std::move(password)), cache_(cache) {}
 
-ScramClient::~ScramClient() { std::fill(password_.begin(), password_.end(), '\0'); }
+ScramClient::~ScramClient() {
+  std::fill(password_.begin(), password_.end(), '\0');
+}
 
 std::string ScramClient::first() {
   unsigned char raw[18];
@@ -168,13 +181,13 @@ bool ScramClient::final(std::string_view server_first, std::string* client_final
     cache_->put(key, salted);
   }
   std::string without_proof = "c=biws,r=" + nonce;
-  std::string auth_message =
-      first_bare_ + "," + std::string(server_first) + "," + without_proof;
+  std::string auth_message = first_bare_ + "," + std::string(server_first) + "," + without_proof;
   std::string client_key = hmac(hash_, salted, "Client Key");
   std::string stored_key = digest(hash_, client_key);
   std::string signature = hmac(hash_, stored_key, auth_message);
   std::string proof = client_key;
-  for (size_t i = 0; i < proof.size(); ++i) proof[i] = static_cast<char>(proof[i] ^ signature[i]);
+  for (size_t i = 0; i < proof.size(); ++i)
+    proof[i] = static_cast<char>(proof[i] ^ signature[i]);
   std::string server_key = hmac(hash_, salted, "Server Key");
   server_signature_ = hmac(hash_, server_key, auth_message);
   std::fill(salted.begin(), salted.end(), '\0');

@@ -5,8 +5,12 @@
 namespace hearth::bench {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-bool is_name_end(char c) { return is_space(c) || c == '>' || c == '/'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+bool is_name_end(char c) {
+  return is_space(c) || c == '>' || c == '/';
+}
 
 // End ('>') of the tag starting at `start` ('<'), honouring quoted values.
 size_t tag_end(std::string_view s, size_t start) {
@@ -27,7 +31,8 @@ size_t tag_end(std::string_view s, size_t start) {
 std::string_view qname_at(std::string_view s, size_t lt) {
   size_t i = lt + 1;
   size_t b = i;
-  while (i < s.size() && !is_name_end(s[i])) ++i;
+  while (i < s.size() && !is_name_end(s[i]))
+    ++i;
   return s.substr(b, i - b);
 }
 
@@ -135,13 +140,17 @@ bool find_attr(std::string_view el, std::string_view name, size_t* vb, size_t* v
   size_t end = tag_end(el, 0);
   if (end == std::string_view::npos) return false;
   size_t i = 1;
-  while (i < end && !is_name_end(el[i])) ++i;
+  while (i < end && !is_name_end(el[i]))
+    ++i;
   while (i < end) {
-    while (i < end && (is_space(el[i]) || el[i] == '/')) ++i;
+    while (i < end && (is_space(el[i]) || el[i] == '/'))
+      ++i;
     size_t nb = i;
-    while (i < end && el[i] != '=' && !is_space(el[i])) ++i;
+    while (i < end && el[i] != '=' && !is_space(el[i]))
+      ++i;
     std::string_view n = el.substr(nb, i - nb);
-    while (i < end && (is_space(el[i]) || el[i] == '=')) ++i;
+    while (i < end && (is_space(el[i]) || el[i] == '='))
+      ++i;
     if (i >= end) return false;
     char q = el[i];
     if (q != '\'' && q != '"') return false;
@@ -222,12 +231,23 @@ std::string xml_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '\'': out += "&apos;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -247,11 +267,16 @@ std::string xml_unescape(std::string_view s) {
       continue;
     }
     std::string_view ent = s.substr(i + 1, semi - i - 1);
-    if (ent == "amp") out += '&';
-    else if (ent == "lt") out += '<';
-    else if (ent == "gt") out += '>';
-    else if (ent == "apos") out += '\'';
-    else if (ent == "quot") out += '"';
+    if (ent == "amp")
+      out += '&';
+    else if (ent == "lt")
+      out += '<';
+    else if (ent == "gt")
+      out += '>';
+    else if (ent == "apos")
+      out += '\'';
+    else if (ent == "quot")
+      out += '"';
     else if (!ent.empty() && ent[0] == '#') {
       unsigned long cp = ent.size() > 1 && (ent[1] == 'x' || ent[1] == 'X')
                              ? strtoul(std::string(ent.substr(2)).c_str(), nullptr, 16)
