@@ -163,7 +163,7 @@ class Hearth:
             "tls": {"certificate": cert, "key": key},
             "c2s": {"interfaces": "127.0.0.1", "port": self.port, "direct_tls_port": free_port()},
             "auth": {"scram_iterations": ITERATIONS},
-            "log": {"level": "info"},
+            "log": {"level": "warn"},  # Prosody logs at warn too
             # The per-IP and per-account limits guard against abuse; a load
             # generator on loopback is that on purpose, so lift them.
             "limits": {"max_connections": max(2000, max_sessions * 2 + 100),
