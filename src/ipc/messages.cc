@@ -116,6 +116,7 @@ std::string SaslStart::encode() const {
   storage::Writer w;
   w.bytes(mechanism).bytes(initial_response);
   w.u8(cb.tls ? 1 : 0).bytes(cb.tls_exporter).bytes(cb.tls_server_end_point).bytes(cb.domain);
+  w.bytes(cb.peer_ip);
   return w.take();
 }
 
@@ -128,6 +129,7 @@ Result<SaslStart> SaslStart::decode(std::string_view payload) {
   d.str(&m.cb.tls_exporter, kMaxChannelBinding, "tls-exporter");
   d.str(&m.cb.tls_server_end_point, kMaxChannelBinding, "tls-server-end-point");
   d.str(&m.cb.domain, kMaxDomain, "domain");
+  d.str(&m.cb.peer_ip, kMaxPeerIp, "peer ip");
   if (Status s = d.finish("SaslStart"); !s) return s.error();
   return m;
 }

@@ -49,6 +49,8 @@ inline constexpr size_t kMaxUsername = 1023;  // a localpart (RFC 7622 §3.3.1)
 inline constexpr size_t kMaxPassword = 1024;
 inline constexpr size_t kMaxChannelBinding = 64;
 inline constexpr size_t kMaxDomain = 1023;
+// The client's IP address as text (an IPv6 address with a zone fits).
+inline constexpr size_t kMaxPeerIp = 64;
 inline constexpr size_t kMaxCondition = 64;
 inline constexpr size_t kMaxErrorText = 1024;
 // The digest to sign: exactly the hash's size (20 for SHA-1 .. 64 for

@@ -47,8 +47,9 @@ class RemoteAuthenticator final : public xmpp::Authenticator {
       return id;
     }
     if (cb.tls_exporter.size() > kMaxChannelBinding ||
-        cb.tls_server_end_point.size() > kMaxChannelBinding || cb.domain.size() > kMaxDomain) {
-      HEARTH_ERROR("auth", "channel binding data or domain too long for the auth protocol");
+        cb.tls_server_end_point.size() > kMaxChannelBinding || cb.domain.size() > kMaxDomain ||
+        cb.peer_ip.size() > kMaxPeerIp) {
+      HEARTH_ERROR("auth", "channel binding data, domain or IP too long for the auth protocol");
       deliver_later(id, xmpp::sasl_failure(kTemporaryFailure), std::move(done));
       return id;
     }
@@ -263,15 +264,30 @@ std::unique_ptr<xmpp::Authenticator> make_remote_authenticator(Channel* auth_cha
 AuthService::AuthService(xmpp::AccountStore* store) : AuthService(store, AuthServiceOptions{}) {}
 
 AuthService::AuthService(xmpp::AccountStore* store, const AuthServiceOptions& options)
-    : store_(store), options_(options) {}
+    : store_(store), options_(options) {
+  xmpp::FailureTable* table = store_ != nullptr ? store_->failures() : nullptr;
+  if (table == nullptr) {
+    memory_failures_ = xmpp::make_memory_failure_table();
+    table = memory_failures_.get();
+  }
+  limiter_ = std::make_unique<xmpp::AuthLimiter>(
+      table, options_.limits, options_.clock ? options_.clock : xmpp::wall_clock_ms);
+  limiter_->prune();  // what expired while the server was down
+}
 
 Result<Frame> AuthService::handle(const Frame& request) {
+  uint64_t delay_ms = 0;
+  return handle(request, &delay_ms);
+}
+
+Result<Frame> AuthService::handle(const Frame& request, uint64_t* delay_ms) {
+  *delay_ms = 0;
   if (!request.fds.empty()) return make_error("auth: fds attached to a request");
   switch (static_cast<MsgType>(request.type)) {
     case MsgType::kSaslStart:
-      return sasl_start(request);
+      return sasl_start(request, delay_ms);
     case MsgType::kSaslStep:
-      return sasl_step(request);
+      return sasl_step(request, delay_ms);
     case MsgType::kSaslAbort:
       return sasl_abort(request);
     case MsgType::kAccountRequest:
@@ -283,11 +299,30 @@ Result<Frame> AuthService::handle(const Frame& request) {
                     " (type " + std::to_string(request.type) + ")");
 }
 
-Result<Frame> AuthService::sasl_start(const Frame& request) {
+uint64_t AuthService::account_outcome(const Exchange& ex, const xmpp::SaslReply& r) {
+  const std::string& user = ex.server->claimed_username();
+  if (r.kind == xmpp::SaslReply::Kind::kSuccess) {
+    limiter_->success(ex.peer_ip, user, ex.mechanism);
+    return 0;
+  }
+  // A guess that was checked and wrong (or a name that is no account):
+  // not a malformed message, an abort or our own temporary failure.
+  if (r.kind == xmpp::SaslReply::Kind::kFailure && r.condition == "not-authorized")
+    return limiter_->failure(ex.peer_ip, user, ex.mechanism).delay_ms;
+  return 0;
+}
+
+Result<Frame> AuthService::sasl_start(const Frame& request, uint64_t* delay_ms) {
   auto m = SaslStart::decode(request.payload);
   if (!m) return m.error();
   xmpp::SaslSelection sel = xmpp::sasl_select(m->mechanism, m->cb);
   if (!sel.mechanism) return sasl_reply_frame(request, 0, xmpp::sasl_failure(sel.condition));
+  // A banned IP fails here, the same for every account and password, before
+  // any lookup or hashing.
+  if (!limiter_->allowed(m->cb.peer_ip)) {
+    HEARTH_DEBUG("auth", "refused %s: banned", m->cb.peer_ip.c_str());
+    return sasl_reply_frame(request, 0, xmpp::sasl_failure("not-authorized"));
+  }
 
   xmpp::AccountStore* store = store_;
   xmpp::CredentialLookup lookup =
@@ -298,8 +333,11 @@ Result<Frame> AuthService::sasl_start(const Frame& request) {
   xmpp::SaslServerOptions server_options;
   server_options.fake_iterations = options_.fake_iterations;
   server_options.server_nonce_for_testing = options_.server_nonce_for_testing;
-  auto server = xmpp::make_sasl_server(*sel.mechanism, m->cb, std::move(lookup), server_options);
-  xmpp::SaslReply r = server->step(m->initial_response);
+  Exchange ex;
+  ex.server = xmpp::make_sasl_server(*sel.mechanism, m->cb, std::move(lookup), server_options);
+  ex.peer_ip = m->cb.peer_ip;
+  ex.mechanism = std::string(xmpp::sasl_mechanism_name(*sel.mechanism));
+  xmpp::SaslReply r = ex.server->step(m->initial_response);
   uint64_t exchange = 0;
   if (r.kind == xmpp::SaslReply::Kind::kChallenge) {
     while (exchanges_.size() >= std::max<size_t>(options_.max_exchanges, 1)) {
@@ -307,12 +345,14 @@ Result<Frame> AuthService::sasl_start(const Frame& request) {
       exchanges_.erase(exchanges_.begin());
     }
     exchange = next_exchange_++;
-    exchanges_.emplace(exchange, std::move(server));
+    exchanges_.emplace(exchange, std::move(ex));
+  } else {
+    *delay_ms = account_outcome(ex, r);  // PLAIN with an initial response
   }
   return sasl_reply_frame(request, exchange, r);
 }
 
-Result<Frame> AuthService::sasl_step(const Frame& request) {
+Result<Frame> AuthService::sasl_step(const Frame& request, uint64_t* delay_ms) {
   auto m = SaslStep::decode(request.payload);
   if (!m) return m.error();
   auto it = exchanges_.find(m->exchange);
@@ -320,8 +360,17 @@ Result<Frame> AuthService::sasl_step(const Frame& request) {
     // Aborted, dropped as the oldest, or a race with the reactor's abort.
     return sasl_reply_frame(request, m->exchange, xmpp::sasl_failure("malformed-request"));
   }
-  xmpp::SaslReply r = it->second->step(m->response);
-  if (r.kind != xmpp::SaslReply::Kind::kChallenge) exchanges_.erase(it);
+  // Banned since the exchange began (guesses on parallel connections): no
+  // proof is checked any more.
+  if (!limiter_->allowed(it->second.peer_ip)) {
+    exchanges_.erase(it);
+    return sasl_reply_frame(request, m->exchange, xmpp::sasl_failure("not-authorized"));
+  }
+  xmpp::SaslReply r = it->second.server->step(m->response);
+  if (r.kind != xmpp::SaslReply::Kind::kChallenge) {
+    *delay_ms = account_outcome(it->second, r);
+    exchanges_.erase(it);
+  }
   return sasl_reply_frame(request, m->exchange, r);
 }
 

@@ -21,6 +21,7 @@
 #include "ipc/channel.h"
 #include "ipc/frame.h"
 #include "xmpp/auth.h"
+#include "xmpp/auth_limits.h"
 #include "xmpp/sasl.h"
 
 namespace hearth::xmpp {
@@ -49,6 +50,10 @@ struct AuthServiceOptions {
   size_t max_exchanges = 1024;
   // Test hook, passed to the SASL servers.
   std::string server_nonce_for_testing;
+  // Failed-login limits ([auth] max_failures, failure_window, ban_time).
+  xmpp::AuthLimitOptions limits;
+  // Test hook: the limiter's clock (unix milliseconds); empty = wall clock.
+  xmpp::AuthLimiter::Clock clock;
 };
 
 class AuthService {
@@ -61,6 +66,10 @@ class AuthService {
   // the request itself was unacceptable (unknown type, undecodable, fds
   // attached): a protocol violation, fatal for the worker.
   Result<Frame> handle(const Frame& request);
+  // The same; *delay_ms says how long to hold the reply back (a failed
+  // login's back-off, auth_limits.h). The caller keeps serving others
+  // meanwhile: the worker must not sleep.
+  Result<Frame> handle(const Frame& request, uint64_t* delay_ms);
 
   // A blocking serve loop over `fd` for the auth process: returns {} when
   // the reactor closes its end, an error on a protocol violation or a
@@ -68,17 +77,27 @@ class AuthService {
   Status serve(int fd);
 
   size_t exchanges() const { return exchanges_.size(); }
+  xmpp::AuthLimiter& limiter() { return *limiter_; }
 
  private:
-  Result<Frame> sasl_start(const Frame& request);
-  Result<Frame> sasl_step(const Frame& request);
+  struct Exchange {
+    std::unique_ptr<xmpp::SaslServer> server;
+    std::string peer_ip;
+    std::string mechanism;
+  };
+  // Counts the outcome of a finished exchange; returns the reply's delay.
+  uint64_t account_outcome(const Exchange& ex, const xmpp::SaslReply& r);
+  Result<Frame> sasl_start(const Frame& request, uint64_t* delay_ms);
+  Result<Frame> sasl_step(const Frame& request, uint64_t* delay_ms);
   Result<Frame> sasl_abort(const Frame& request);
   Result<Frame> account(const Frame& request);
 
   xmpp::AccountStore* store_;
   AuthServiceOptions options_;
   uint64_t next_exchange_ = 1;
-  std::map<uint64_t, std::unique_ptr<xmpp::SaslServer>> exchanges_;  // oldest first
+  std::map<uint64_t, Exchange> exchanges_;               // oldest first
+  std::unique_ptr<xmpp::FailureTable> memory_failures_;  // when the store keeps none
+  std::unique_ptr<xmpp::AuthLimiter> limiter_;
 };
 
 }  // namespace hearth::ipc

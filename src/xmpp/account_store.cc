@@ -7,6 +7,9 @@
 //     bytes salt, u32 iterations, bytes stored_key, bytes server_key
 //
 // (bytes = u32 big-endian length + bytes; see storage/codec.h.)
+//
+// Database "auth_failures": the failed-login counters, keys and values as
+// auth_limits.h describes (big-endian, versioned).
 #include "xmpp/account_store.h"
 
 #include <sodium.h>
@@ -16,11 +19,13 @@
 #include "core/log.h"
 #include "storage/codec.h"
 #include "storage/env.h"
+#include "xmpp/auth_limits.h"
 
 namespace hearth::xmpp {
 namespace {
 
 constexpr std::string_view kAccountsDb = "accounts";
+constexpr std::string_view kFailuresDb = "auth_failures";
 constexpr uint32_t kSchemaVersion = 1;
 constexpr uint8_t kRecordVersion = 1;
 constexpr size_t kSaltSize = 16;
@@ -91,10 +96,66 @@ Result<AccountRecord> decode_record(std::string_view username, std::string_view 
   return rec;
 }
 
+class LmdbFailureTable final : public FailureTable {
+ public:
+  LmdbFailureTable(storage::Env* env, storage::Dbi db) : env_(env), db_(db) {}
+
+  Result<std::optional<FailureRecord>> get(std::string_view key) override {
+    auto txn = env_->read();
+    if (!txn) return txn.error();
+    auto value = txn->get(db_, key);
+    if (!value) return value.error();
+    if (!value->has_value()) return std::optional<FailureRecord>();
+    auto rec = decode_failure_record(**value);
+    if (!rec) return std::optional<FailureRecord>();  // unreadable: start afresh
+    return std::optional<FailureRecord>(*rec);
+  }
+
+  Status put(std::string_view key, const FailureRecord& r) override {
+    if (key.size() > env_->max_key_size()) return make_error("failure counter key too long");
+    std::string value = encode_failure_record(r);
+    return env_->write([&](storage::WriteTxn& txn) -> Status {
+      txn.put(db_, key, value);
+      return {};
+    });
+  }
+
+  Status remove(std::string_view key) override {
+    return env_->write([&](storage::WriteTxn& txn) -> Status {
+      txn.del(db_, key);
+      return txn.status();
+    });
+  }
+
+  Status for_each(const EntryFn& fn) override {
+    auto txn = env_->read();
+    if (!txn) return txn.error();
+    return txn->for_each(db_, "", [&](std::string_view key, std::string_view value) {
+      auto rec = decode_failure_record(value);
+      fn(key, rec.ok() ? std::optional<FailureRecord>(*rec) : std::nullopt);
+      return true;
+    });
+  }
+
+  Status remove_all(const std::vector<std::string>& keys) override {
+    return env_->write([&](storage::WriteTxn& txn) -> Status {
+      for (const std::string& k : keys)
+        txn.del(db_, k);
+      return txn.status();
+    });
+  }
+
+ private:
+  storage::Env* env_;
+  storage::Dbi db_;
+};
+
 class LmdbAccountStore final : public AccountStore {
  public:
-  LmdbAccountStore(std::unique_ptr<storage::Env> env, storage::Dbi db)
-      : env_(std::move(env)), db_(db) {}
+  LmdbAccountStore(std::unique_ptr<storage::Env> env, storage::Dbi db, storage::Dbi failures_db)
+      : env_(std::move(env)), db_(db), failures_(env_.get(), failures_db) {}
+
+  FailureTable* failures() override { return &failures_; }
 
   Result<std::optional<AccountRecord>> get(std::string_view username) override {
     if (Status s = check_username(username); !s) return s.error();
@@ -244,6 +305,7 @@ class LmdbAccountStore final : public AccountStore {
 
   std::unique_ptr<storage::Env> env_;
   storage::Dbi db_;
+  LmdbFailureTable failures_;
 };
 
 }  // namespace
@@ -252,14 +314,17 @@ Result<std::unique_ptr<AccountStore>> AccountStore::open(const std::string& path
   if (sodium_init() < 0) return make_error("libsodium initialisation failed");
   storage::EnvOptions options;
   options.map_size = kInitialMapSize;
-  options.dbs = {std::string(kAccountsDb)};
+  // A file made before the counters existed gets their table here.
+  options.dbs = {std::string(kAccountsDb), std::string(kFailuresDb)};
   options.schema_version = kSchemaVersion;
   auto env = storage::Env::open(path, options);
   if (!env) return env.error();
   auto db = (*env)->db(kAccountsDb);
   if (!db) return db.error();
+  auto failures = (*env)->db(kFailuresDb);
+  if (!failures) return failures.error();
   return std::unique_ptr<AccountStore>(
-      std::make_unique<LmdbAccountStore>(std::move(env).value(), *db));
+      std::make_unique<LmdbAccountStore>(std::move(env).value(), *db, *failures));
 }
 
 }  // namespace hearth::xmpp

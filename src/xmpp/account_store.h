@@ -15,6 +15,8 @@
 
 namespace hearth::xmpp {
 
+class FailureTable;
+
 struct AccountRecord {
   std::string username;  // normalised localpart
   ScramCredentials sha1;
@@ -39,6 +41,9 @@ class AccountStore {
                               uint32_t iterations) = 0;
   virtual Status remove(std::string_view username) = 0;
   virtual Result<std::vector<std::string>> list() = 0;
+  // The failed-login counters (auth_limits.h) kept beside the accounts, so
+  // that they survive restarts; null when this store keeps none.
+  virtual FailureTable* failures() { return nullptr; }
 };
 
 }  // namespace hearth::xmpp

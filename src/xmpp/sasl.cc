@@ -274,6 +274,7 @@ class ScramServer final : public SaslServer {
     auto username = normalize_localpart(name.value());
     if (!username.ok()) return sasl_failure(kNotAuthorized);
     username_ = std::move(username.value());
+    set_claimed_username(username_);
     if (authzid && !authzid_allowed(*authzid, username_, cb_.domain)) {
       return sasl_failure(kInvalidAuthzid);
     }
@@ -394,6 +395,7 @@ class PlainServer final : public SaslServer {
 
     auto username = normalize_localpart(authcid);
     if (!username.ok()) return sasl_failure(kNotAuthorized);
+    set_claimed_username(username.value());
     if (!authzid.empty() && !authzid_allowed(authzid, username.value(), cb_.domain)) {
       return sasl_failure(kInvalidAuthzid);
     }

@@ -60,12 +60,17 @@ class SaslServer {
   // success or failure every further step fails with "malformed-request".
   SaslReply step(std::string_view message);
   bool finished() const { return finished_; }
+  // The normalised username the client authenticates as, once it has sent
+  // one that normalises ("" before); for the failed-login counters.
+  const std::string& claimed_username() const { return claimed_username_; }
 
  protected:
   virtual SaslReply do_step(std::string_view message) = 0;
+  void set_claimed_username(const std::string& name) { claimed_username_ = name; }
 
  private:
   bool finished_ = false;
+  std::string claimed_username_;
 };
 
 std::unique_ptr<SaslServer> make_sasl_server(SaslMechanism mechanism, const ChannelBindings& cb,

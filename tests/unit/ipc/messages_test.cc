@@ -19,6 +19,7 @@ SaslStart sample_start() {
   m.cb.tls_exporter = std::string(32, '\x01');
   m.cb.tls_server_end_point = std::string(48, '\x02');
   m.cb.domain = "example.org";
+  m.cb.peer_ip = "2001:db8::1";
   return m;
 }
 
@@ -81,7 +82,8 @@ SignReply sample_sign_reply() {
 bool same(const SaslStart& a, const SaslStart& b) {
   return a.mechanism == b.mechanism && a.initial_response == b.initial_response &&
          a.cb.tls == b.cb.tls && a.cb.tls_exporter == b.cb.tls_exporter &&
-         a.cb.tls_server_end_point == b.cb.tls_server_end_point && a.cb.domain == b.cb.domain;
+         a.cb.tls_server_end_point == b.cb.tls_server_end_point && a.cb.domain == b.cb.domain &&
+         a.cb.peer_ip == b.cb.peer_ip;
 }
 bool same(const SaslStep& a, const SaslStep& b) {
   return a.exchange == b.exchange && a.response == b.response;
@@ -185,13 +187,19 @@ std::string bytes_field(size_t n, char c = 'a') {
 }
 
 TEST(IpcMessageLimitsTest, SaslStartFields) {
-  auto payload = [](size_t mech, size_t ir, uint8_t tls, size_t exp, size_t ep, size_t dom) {
+  auto payload = [](size_t mech, size_t ir, uint8_t tls, size_t exp, size_t ep, size_t dom,
+                    size_t ip = 0) {
     storage::Writer w;
     w.bytes(std::string(mech, 'M')).bytes(std::string(ir, 'r')).u8(tls);
     w.bytes(std::string(exp, 'e')).bytes(std::string(ep, 'p')).bytes(std::string(dom, 'd'));
+    w.bytes(std::string(ip, '1'));
     return w.take();
   };
-  EXPECT_TRUE(SaslStart::decode(payload(32, 8192, 1, 64, 64, 1023)).ok());
+  EXPECT_TRUE(SaslStart::decode(payload(32, 8192, 1, 64, 64, 1023, 64)).ok());
+  // The client's IP: at most kMaxPeerIp bytes.
+  EXPECT_FALSE(SaslStart::decode(payload(5, 0, 1, 0, 0, 0, 65)).ok());
+  auto long_ip = SaslStart::decode(payload(5, 0, 1, 0, 0, 0, 65));
+  EXPECT_NE(long_ip.error().message.find("peer ip"), std::string::npos) << long_ip.error().message;
   EXPECT_FALSE(SaslStart::decode(payload(33, 0, 1, 0, 0, 0)).ok());
   EXPECT_FALSE(SaslStart::decode(payload(5, 8193, 1, 0, 0, 0)).ok());
   EXPECT_FALSE(SaslStart::decode(payload(5, 0, 2, 0, 0, 0)).ok());

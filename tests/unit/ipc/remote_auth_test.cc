@@ -149,6 +149,65 @@ TEST_F(IpcAuthServiceTest, PlainAndRefusals) {
   EXPECT_EQ(service_->exchanges(), 0u);
 }
 
+// Failed-login limits (auth_limits.h) as the worker applies them.
+TEST_F(IpcAuthServiceTest, FailedLoginLimits) {
+  uint64_t now = 1'800'000'000'000ull;
+  AuthServiceOptions opts;
+  opts.fake_iterations = kTestIterations;
+  opts.limits.max_failures = 3;
+  opts.clock = [&now] { return now; };
+  service_ = std::make_unique<AuthService>(&store_, opts);
+  auto from = [&](const std::string& ip, const std::string& mechanism, const std::string& initial,
+                  uint32_t id = 1) {
+    SaslStart m;
+    m.mechanism = mechanism;
+    m.initial_response = initial;
+    m.cb = tls_only();
+    m.cb.peer_ip = ip;
+    return request_frame(MsgType::kSaslStart, m.encode(), id);
+  };
+  auto run = [&](const Frame& f, uint64_t* delay) {
+    auto out = service_->handle(f, delay);
+    EXPECT_TRUE(out.ok());
+    return out.ok() ? out->payload : std::string();
+  };
+  uint64_t delay = 0;
+  // A SCRAM exchange from the attacker's IP, left half-way.
+  uint64_t pending = 0;
+  ASSERT_EQ(sasl(from("192.0.2.1", "SCRAM-SHA-256", kClientFirst), &pending).kind,
+            Kind::kChallenge);
+
+  // Wrong passwords: answered later and later.
+  run(from("192.0.2.1", "PLAIN", plain("juliet", "wrong")), &delay);
+  EXPECT_EQ(delay, 500u);
+  run(from("192.0.2.1", "PLAIN", plain("romeo", "wrong")), &delay);  // no such account
+  EXPECT_EQ(delay, 1000u);
+  std::string wrong = run(from("192.0.2.1", "PLAIN", plain("juliet", "wrong2"), 5), &delay);
+  EXPECT_EQ(delay, 2000u);  // the third: banned now
+
+  // Banned: the right password, an unknown account and SCRAM all get the
+  // same immediate failure, without even a lookup.
+  int gets = store_.gets;
+  std::string right = run(from("192.0.2.1", "PLAIN", plain("juliet", kPassword), 5), &delay);
+  EXPECT_EQ(delay, 0u);
+  EXPECT_EQ(right, wrong);
+  EXPECT_EQ(run(from("192.0.2.1", "PLAIN", plain("nobody", kPassword), 5), &delay), wrong);
+  EXPECT_EQ(run(from("192.0.2.1", "SCRAM-SHA-256", kClientFirst, 5), &delay), wrong);
+  EXPECT_EQ(sasl(from("192.0.2.1", "SCRAM-SHA-256", kClientFirst)).condition, "not-authorized");
+  // The exchange begun before the ban checks no proof now.
+  EXPECT_EQ(sasl(step(pending, "c=biws,r=x,p=AAAA")).condition, "not-authorized");
+  EXPECT_EQ(store_.gets, gets);
+
+  // Another IP logs in to the same account at once.
+  EXPECT_EQ(sasl(from("192.0.2.2", "PLAIN", plain("juliet", kPassword))).kind, Kind::kSuccess);
+  run(from("192.0.2.2", "PLAIN", plain("juliet", kPassword)), &delay);
+  EXPECT_EQ(delay, 0u);
+
+  // The ban ends.
+  now += opts.limits.ban_time_ms;
+  EXPECT_EQ(sasl(from("192.0.2.1", "PLAIN", plain("juliet", kPassword))).kind, Kind::kSuccess);
+}
+
 TEST_F(IpcAuthServiceTest, AbortAndTheExchangeBound) {
   uint64_t ids[4];
   for (auto& id : ids)
