@@ -8,6 +8,7 @@
 
 namespace hearth::cli {
 
+int cmd_audit(const Args& args);   // audit.cc (cli.h is the lead's)
 int cmd_invite(const Args& args);  // invite.cc (cli.h is the lead's)
 
 namespace {
@@ -26,6 +27,7 @@ const char kUsage[] =
     "                                    make an invite (XEP-0401) and print its xmpp: URI;\n"
     "                                    --user: the new account and NAME become contacts\n"
     "  check config [-c FILE]            validate the configuration\n"
+    "  audit [-c FILE] [--follow]        print the audit log (JSON lines)\n"
     "  version                           print the version\n"
     "\n"
     "The configuration is -c FILE, else $HEARTH_CONFIG, else /etc/hearth/hearth.ini.\n";
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
   }
   if (command == "user") return cmd_user(action, args);
   if (command == "invite") return cmd_invite(args);  // src/cli/invite.cc
+  if (command == "audit") return cmd_audit(args);    // src/cli/audit.cc
   if (command == "check") {
     if (action != "config") return usage_error("unknown check '" + action + "'; try: check config");
     return cmd_check(args);

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 
+#include "core/audit.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -38,6 +39,8 @@ constexpr uint64_t kMaxBackoffMs = 5000;
 constexpr int kCrashLoopRestarts = 5;           // this many restarts ...
 constexpr uint64_t kCrashLoopWindowMs = 60000;  // ... within this window: give up
 constexpr uint64_t kShutdownGraceMs = 5000;
+// Tells a child where its audit log descriptor is (roles.cc reads it).
+constexpr char kAuditFdArg[] = "--audit-fd=";
 
 struct Child {
   Role role;
@@ -73,6 +76,7 @@ class Monitor {
 
  private:
   Status open_control_socket();
+  Status open_audit_log(const ServiceUser& user);
   Status bind_listeners();
   // Starts `role`. For a worker, the reactor receives the other end of its
   // new channel; for the reactor, every worker is (re)connected.
@@ -95,6 +99,7 @@ class Monitor {
   int reactor_channel_ = -1;  // our end of the reactor's control channel
   int auth_admin_ = -1;       // our end of the auth worker's admin channel
   int control_fd_ = -1;       // listening control socket
+  int audit_fd_ = -1;         // the audit log, O_APPEND; every child gets it
   ControlListener control_listener_{this};
   std::map<Role, Child> children_;
   bool stopping_ = false;
@@ -133,6 +138,11 @@ pid_t Monitor::spawn(Role role, int channel_fd, int admin_fd) {
       keep.push_back(listeners_[i].first->fd());
     }
     args.push_back(listen);
+  }
+  if (audit_fd_ >= 0) {
+    // Last, so that the fixed numbers above stay as they are.
+    args.push_back(kAuditFdArg + std::to_string(kChannelFd + static_cast<int>(keep.size())));
+    keep.push_back(audit_fd_);
   }
   pid_t pid = fork();
   if (pid != 0) return pid;  // parent (or -1)
@@ -262,6 +272,10 @@ void Monitor::reap() {
     for (auto& [role, c] : children_) {
       if (c.pid != pid) continue;
       c.pid = -1;
+      if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+        std::string pid_text = std::to_string(pid);
+        audit::event("sandbox_violation", {{"role", role_name(role)}, {"pid", pid_text, true}});
+      }
       if (WIFSIGNALED(status)) {
         HEARTH_LOG(stopping_ ? LogLevel::kInfo : LogLevel::kError, "monitor",
                    "%s (pid %d) killed by signal %d%s", role_name(role), static_cast<int>(pid),
@@ -394,6 +408,34 @@ void Monitor::accept_control() {
   }
 }
 
+Status Monitor::open_audit_log(const ServiceUser& user) {
+  // Opened here, before the privilege drop, so that the file can live where
+  // the service user may not create files (/var/log/hearth/audit.log) and
+  // be owned by it. Not reopened on SIGHUP: with O_APPEND, logrotate's
+  // copytruncate rotates it safely.
+  std::string path = cfg_.audit_path();
+  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return make_error("audit log " + path + ": " + strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return make_error("audit log " + path + ": not a regular file");
+  }
+  if (user.change && fchown(fd, user.uid, user.gid) != 0) {
+    int e = errno;
+    close(fd);
+    return make_error("audit log " + path + ": chown: " + strerror(e));
+  }
+  // An older file with wider permissions is narrowed: it names users and IPs.
+  if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0)
+    HEARTH_WARN("monitor", "audit log %s: chmod 0600: %s", path.c_str(), strerror(errno));
+  audit_fd_ = fd;
+  audit::set_fd(fd);
+  audit::set_process("monitor");
+  HEARTH_INFO("monitor", "audit log %s", path.c_str());
+  return {};
+}
+
 int Monitor::run() {
   Result<std::unique_ptr<core::Loop>> loop = core::Loop::create();
   if (!loop.ok()) {
@@ -407,6 +449,10 @@ int Monitor::run() {
     return 1;
   }
   if (Status s = prepare_data_dir(cfg_.data_dir, user.value()); !s.ok()) {
+    HEARTH_ERROR("monitor", "cannot start: %s", s.error().message.c_str());
+    return 1;
+  }
+  if (Status s = open_audit_log(user.value()); !s.ok()) {
     HEARTH_ERROR("monitor", "cannot start: %s", s.error().message.c_str());
     return 1;
   }

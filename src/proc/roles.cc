@@ -13,7 +13,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <map>
+
+#include "core/audit.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "ipc/channel.h"
 #include "ipc/frame.h"
 #include "ipc/messages.h"
@@ -24,6 +28,10 @@
 #include "xmpp/account_store.h"
 
 namespace hearth::proc {
+namespace {
+// Names the descriptor of the audit log (monitor.cc passes it).
+constexpr char kAuditFdArg[] = "--audit-fd=";
+}  // namespace
 
 bool parse_role(std::string_view name, Role* out) {
   for (Role r : {Role::kReactor, Role::kKeyholder, Role::kAuth}) {
@@ -235,6 +243,13 @@ void serve_cli_connection(ipc::AuthService* service, int fd) {
   // Tell the reactor what changed: a new account can receive messages; a
   // removed one loses its sessions and its data (ARCHITECTURE.md §4).
   Result<ipc::AccountReply> reply = ipc::AccountReply::decode(out->payload);
+  if (what.ok() && reply.ok() && what->op != ipc::AccountRequest::Op::kList) {
+    static const char* const kActions[] = {"user_add", "user_passwd", "user_del", "user_list"};
+    audit::event("admin_action", {{"action", kActions[static_cast<int>(what->op) & 3]},
+                                  {"user", what->username},
+                                  {"ok", reply->ok ? "true" : "false"},
+                                  {"via", "hearth user"}});
+  }
   if (what.ok() && reply.ok() && reply->ok &&
       (what->op == ipc::AccountRequest::Op::kCreate ||
        what->op == ipc::AccountRequest::Op::kRemove)) {
@@ -260,14 +275,35 @@ int auth_main() {
   if (!store.ok()) return fail_role("auth", store.error());
   ipc::AuthServiceOptions options;
   options.fake_iterations = cfg->scram_iterations;
+  options.limits.max_failures = cfg->max_failures;
+  options.limits.failure_window_ms = cfg->failure_window * 1000;
+  options.limits.ban_time_ms = cfg->ban_time * 1000;
   ipc::AuthService service(store.value().get(), options);
   if (Status s = enter_sandbox(Role::kAuth, cfg.value(), true); !s.ok())
     return fail_role("auth", s.error());
+  // Replies held back by the failed-login back-off (auth_limits.h), by due
+  // time: the worker's timers. One thread serves everyone meanwhile, so a
+  // throttled client delays nobody else. (Failure replies only: no secret.)
+  std::multimap<uint64_t, ipc::Frame> delayed;
+  auto send_reply = [](const ipc::Frame& out) -> int {
+    if (Status s = ipc::send_frame_blocking(kChannelFd, out, 5000); !s.ok()) {
+      if (ipc::is_peer_closed(s.error())) return 0;
+      HEARTH_ERROR("auth", "%s", s.error().message.c_str());
+      return 1;
+    }
+    return -1;  // carry on
+  };
   // Two peers: the reactor (SASL) and, through the monitor, `hearth user`
   // connections (account requests only).
   for (;;) {
+    uint64_t now = core::Loop::now_ms();
+    while (!delayed.empty() && delayed.begin()->first <= now) {
+      if (int rc = send_reply(delayed.begin()->second); rc >= 0) return rc;
+      delayed.erase(delayed.begin());
+    }
+    int timeout = delayed.empty() ? -1 : static_cast<int>(delayed.begin()->first - now);
     struct pollfd fds[2] = {{kChannelFd, POLLIN, 0}, {kAdminFd, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    if (poll(fds, 2, timeout) < 0) {
       if (errno == EINTR) continue;
       HEARTH_ERROR("auth", "poll: %s", strerror(errno));
       return 1;
@@ -280,16 +316,17 @@ int auth_main() {
         return 1;
       }
       if (in->has_value()) {
-        Result<ipc::Frame> out = service.handle(**in);
+        uint64_t delay_ms = 0;
+        Result<ipc::Frame> out = service.handle(**in, &delay_ms);
         (*in)->wipe_payload();
         if (!out.ok()) {
           HEARTH_ERROR("auth", "%s", out.error().message.c_str());  // fatal: restart clean
           return 1;
         }
-        if (Status s = ipc::send_frame_blocking(kChannelFd, out.value(), 5000); !s.ok()) {
-          if (ipc::is_peer_closed(s.error())) return 0;
-          HEARTH_ERROR("auth", "%s", s.error().message.c_str());
-          return 1;
+        if (delay_ms > 0) {
+          delayed.emplace(core::Loop::now_ms() + delay_ms, std::move(out.value()));
+        } else if (int rc = send_reply(out.value()); rc >= 0) {
+          return rc;
         }
       }
     }
@@ -314,13 +351,36 @@ int auth_main() {
   }
 }
 
+// The audit log (core/audit.h): the monitor opened it and passed it at the
+// descriptor named by --audit-fd=N. Events of this process go there, tagged
+// with the role.
+void adopt_audit_fd(Role role, const std::vector<std::string>& args) {
+  audit::set_process(role_name(role));
+  for (const std::string& a : args) {
+    if (a.rfind(kAuditFdArg, 0) != 0) continue;
+    std::string n = a.substr(strlen(kAuditFdArg));
+    char* end = nullptr;
+    long fd = strtol(n.c_str(), &end, 10);
+    if (n.empty() || *end != '\0' || fd <= kConfigFd || fd > 1024 ||
+        fcntl(static_cast<int>(fd), F_GETFD) < 0) {
+      HEARTH_WARN(role_name(role), "no audit log descriptor at %s; events go to the log",
+                  a.c_str());
+      return;
+    }
+    fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    audit::set_fd(static_cast<int>(fd));
+  }
+}
+
 int role_main(const std::vector<std::string>& args) {
-  // args[0] is "--role=X"; the reactor also gets "--listen=...".
+  // args[0] is "--role=X"; the reactor also gets "--listen=..."; every role
+  // may get "--audit-fd=N".
   Role role;
   if (args.empty() || args[0].rfind("--role=", 0) != 0 || !parse_role(args[0].substr(7), &role)) {
     HEARTH_ERROR("server", "unknown role; roles are started by `hearth run` only");
     return 2;
   }
+  adopt_audit_fd(role, args);
   switch (role) {
     case Role::kReactor: {
       std::string listen;
