@@ -155,38 +155,42 @@ const std::string* BlockList::match(const xmpp::Jid& jid) const {
 
 // ---- TokenBucket ----
 
+namespace {
+// A token is 60 000 units: refilling per_minute tokens per 60 000 ms adds
+// exactly per_minute units per millisecond, with nothing to round.
+constexpr uint64_t kUnitsPerToken = 60000;
+}  // namespace
+
 TokenBucket::TokenBucket(uint32_t per_minute, uint64_t now_ms)
-    : milli_(static_cast<uint64_t>(per_minute) * 1000), last_ms_(now_ms) {}
+    : units_(static_cast<uint64_t>(per_minute) * kUnitsPerToken), last_ms_(now_ms) {}
 
 uint64_t TokenBucket::refilled(uint32_t per_minute, uint64_t now_ms) const {
-  const uint64_t cap = static_cast<uint64_t>(per_minute) * 1000;
+  const uint64_t cap = static_cast<uint64_t>(per_minute) * kUnitsPerToken;
   uint64_t elapsed = now_ms > last_ms_ ? now_ms - last_ms_ : 0;
-  // per_minute tokens per 60 000 ms = per_minute / 60 milli-tokens per ms.
-  // Capped before multiplying: no overflow after a long idle time.
+  // A minute refills the whole bucket; capped before multiplying, so no
+  // overflow after a long idle time.
   if (elapsed >= 60000) return cap;
-  uint64_t value = milli_ + elapsed * per_minute / 60;
-  return std::min(value, cap);
+  return std::min(units_ + elapsed * per_minute, cap);
 }
 
 bool TokenBucket::take(uint32_t per_minute, uint64_t now_ms) {
   if (per_minute == 0) return true;
-  milli_ = refilled(per_minute, now_ms);
+  units_ = refilled(per_minute, now_ms);
   if (now_ms > last_ms_) last_ms_ = now_ms;
-  if (milli_ < 1000) return false;
-  milli_ -= 1000;
+  if (units_ < kUnitsPerToken) return false;
+  units_ -= kUnitsPerToken;
   return true;
 }
 
 bool TokenBucket::full(uint32_t per_minute, uint64_t now_ms) const {
-  return refilled(per_minute, now_ms) >= static_cast<uint64_t>(per_minute) * 1000;
+  return refilled(per_minute, now_ms) >= static_cast<uint64_t>(per_minute) * kUnitsPerToken;
 }
 
 uint64_t TokenBucket::wait_ms(uint32_t per_minute, uint64_t now_ms) const {
   if (per_minute == 0) return 0;
   uint64_t have = refilled(per_minute, now_ms);
-  if (have >= 1000) return 0;
-  // (1000 - have) milli-tokens at per_minute/60 per ms, rounded up.
-  return ((1000 - have) * 60 + per_minute - 1) / per_minute;
+  if (have >= kUnitsPerToken) return 0;
+  return (kUnitsPerToken - have + per_minute - 1) / per_minute;
 }
 
 // ---- the new-account restriction ----

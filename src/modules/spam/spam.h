@@ -90,8 +90,9 @@ class BlockList {
 // ---- stanza budgets ----
 
 // A token bucket of `per_minute` tokens that refills continuously
-// (per_minute per 60 s), full at the start. Integer arithmetic in
-// thousandths of a token, so every platform counts alike.
+// (per_minute per 60 s), full at the start. Exact integer arithmetic (a
+// token is 60 000 units), so every platform counts alike and frequent
+// calls lose no refill.
 class TokenBucket {
  public:
   TokenBucket(uint32_t per_minute, uint64_t now_ms);
@@ -105,7 +106,7 @@ class TokenBucket {
 
  private:
   uint64_t refilled(uint32_t per_minute, uint64_t now_ms) const;
-  uint64_t milli_;    // tokens * 1000
+  uint64_t units_;    // tokens * 60 000
   uint64_t last_ms_;  // when milli_ was right
 };
 
