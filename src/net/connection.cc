@@ -29,7 +29,7 @@ Connection::Connection(core::Loop* loop, int fd, std::string peer, const TlsCont
 
 Connection::~Connection() {
   if (flush_scheduled_) g_dirty.erase(std::find(g_dirty.begin(), g_dirty.end(), this));
-  if (close_timer_) loop_->cancel_timer(close_timer_);
+  cancel_timers();
   if (fd_ >= 0) {
     loop_->remove(fd_);
     ::close(fd_);
@@ -38,7 +38,64 @@ Connection::~Connection() {
 
 Status Connection::start(ConnectionHandler* handler) {
   handler_ = handler;
-  return loop_->add(fd_, EPOLLIN | EPOLLRDHUP, this);
+  last_input_ms_ = last_output_ms_ = core::Loop::now_ms();
+  events_ = EPOLLIN | EPOLLRDHUP;
+  if (tls_) arm_handshake_timer();
+  return loop_->add(fd_, events_, this);
+}
+
+void Connection::set_input_limit(InputLimit limit) {
+  uint64_t now = core::Loop::now_ms();
+  if (limit.rate == 0) {
+    limited_ = false;
+    if (paused_) {
+      paused_ = false;
+      if (resume_timer_) loop_->cancel_timer(resume_timer_);
+      resume_timer_ = 0;
+      update_events();
+    }
+    return;
+  }
+  uint32_t burst = std::max(limit.burst, 1u);
+  if (limited_) {
+    bucket_.reconfigure(limit.rate, 1000, burst, now);
+  } else {
+    bucket_ = TokenBucket(limit.rate, 1000, burst, now);
+  }
+  limited_ = true;
+  // Once paused, read again when a fifth of a second's worth is back:
+  // few wake-ups, and a throttled peer's stanzas still flow smoothly.
+  resume_at_ = std::clamp<uint64_t>(limit.rate / 5, 1, burst);
+}
+
+void Connection::arm_handshake_timer() {
+  if (handshake_timeout_ms_ == 0 || handshake_timer_) return;
+  handshake_timer_ = loop_->add_timer(handshake_timeout_ms_, [this] {
+    handshake_timer_ = 0;
+    if (handshake_reported_ || state_ == State::kClosed) return;
+    HEARTH_INFO("net", "%s: TLS handshake not finished within %u ms, closing", peer_.c_str(),
+                handshake_timeout_ms_);
+    finish("tls handshake timed out");
+  });
+}
+
+void Connection::cancel_timers() {
+  for (core::Loop::TimerId* t : {&close_timer_, &resume_timer_, &handshake_timer_}) {
+    if (*t) loop_->cancel_timer(*t);
+    *t = 0;
+  }
+}
+
+void Connection::pause_input(uint64_t now_ms) {
+  paused_ = true;
+  update_events();
+  uint64_t wait = std::max<uint64_t>(bucket_.ms_until(resume_at_, now_ms), 1);
+  resume_timer_ = loop_->add_timer(wait, [this] {
+    resume_timer_ = 0;
+    paused_ = false;
+    // Level-triggered: bytes waiting in the socket are reported again.
+    update_events();
+  });
 }
 
 void Connection::send(std::string_view data) {
@@ -53,6 +110,7 @@ void Connection::send(std::string_view data) {
   } else {
     out_.append(data);
   }
+  last_output_ms_ = core::Loop::now_ms();
   if (buffered() > kMaxBuffered) {
     HEARTH_WARN("net", "%s: output buffer over %zu bytes, closing", peer_.c_str(), kMaxBuffered);
     doom("output buffer full");
@@ -74,6 +132,7 @@ void Connection::doom(const char* reason) {
 void Connection::start_tls() {
   if (tls_ || !tls_ctx_ || state_ != State::kOpen) return;
   tls_ = std::make_unique<TlsSession>(*tls_ctx_, false);
+  arm_handshake_timer();
 }
 
 void Connection::close() {
@@ -114,13 +173,35 @@ void Connection::on_io(uint32_t events) {
   if (state_ == State::kClosed) return;
   if (events & EPOLLOUT) flush();
   if (state_ == State::kClosed) return;
+  if (paused_) {
+    // EPOLLHUP/EPOLLERR are reported whatever we ask for: step out of
+    // epoll until the resume timer (which reads and sees the end) instead
+    // of spinning on them.
+    if ((events & (EPOLLHUP | EPOLLERR)) && !detached_) {
+      loop_->remove(fd_);
+      detached_ = true;
+    }
+    return;
+  }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) handle_read();
 }
 
 void Connection::handle_read() {
   // Bounded per turn for fairness; level-triggered epoll calls us again.
   for (int round = 0; round < 4 && state_ != State::kClosed; ++round) {
-    ssize_t n = ::recv(fd_, g_read_buffer, sizeof g_read_buffer, 0);
+    size_t want = sizeof g_read_buffer;
+    uint64_t now = core::Loop::now_ms();
+    // A closing connection only drains to see the end: not counted.
+    bool limit = limited_ && state_ == State::kOpen;
+    if (limit) {
+      uint64_t tokens = bucket_.available(now);
+      if (tokens == 0) {
+        pause_input(now);
+        return;
+      }
+      want = std::min<uint64_t>(want, tokens);
+    }
+    ssize_t n = ::recv(fd_, g_read_buffer, want, 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       if (errno == EINTR) continue;
@@ -131,6 +212,8 @@ void Connection::handle_read() {
       finish("peer closed the connection");
       return;
     }
+    last_input_ms_ = now;
+    if (limit) bucket_.take_up_to(static_cast<uint64_t>(n), now);
     if (state_ == State::kClosing) continue;  // draining; input is ignored
     if (!tls_) {
       handler_->on_data(std::string_view(g_read_buffer, static_cast<size_t>(n)));
@@ -159,6 +242,10 @@ void Connection::pump_tls() {
   }
   if (st == TlsSession::State::kOpen && !handshake_reported_) {
     handshake_reported_ = true;
+    if (handshake_timer_) {
+      loop_->cancel_timer(handshake_timer_);
+      handshake_timer_ = 0;
+    }
     HEARTH_DEBUG("net", "%s: %s %s", peer_.c_str(), tls_->version().c_str(),
                  tls_->cipher().c_str());
     handler_->on_tls_ready();
@@ -203,20 +290,28 @@ void Connection::flush() {
 }
 
 void Connection::update_events() {
-  bool want = out_pos_ < out_.size();
-  if (want == want_write_) return;
-  want_write_ = want;
-  uint32_t ev = EPOLLIN | EPOLLRDHUP | (want ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  if (state_ == State::kClosed || fd_ < 0) return;
+  bool want_out = out_pos_ < out_.size();
+  uint32_t ev = (paused_ ? 0u : static_cast<uint32_t>(EPOLLIN | EPOLLRDHUP)) |
+                (want_out ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  if (detached_) {
+    if (paused_) return;  // the resume timer brings it back
+    detached_ = false;
+    events_ = ev;
+    (void)loop_->add(fd_, ev, this);
+    return;
+  }
+  if (ev == events_) return;
+  events_ = ev;
   (void)loop_->modify(fd_, ev, this);
 }
 
 void Connection::finish(std::string_view reason) {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
-  if (close_timer_) {
-    loop_->cancel_timer(close_timer_);
-    close_timer_ = 0;
-  }
+  cancel_timers();
+  paused_ = false;
+  slot_.release();
   loop_->remove(fd_);
   ::close(fd_);
   fd_ = -1;

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/loop.h"
+#include "net/limits.h"
 #include "net/tls.h"
 
 namespace hearth::net {
@@ -24,6 +25,17 @@ class ConnectionHandler {
   virtual void on_closed(std::string_view reason) = 0;
 };
 
+// A receive budget (issue 6): `rate` bytes per second with bursts of
+// `burst` bytes; rate 0 is no limit. It counts the bytes read from the
+// socket, i.e. ciphertext under TLS (handshake included): that is what
+// costs the server work, and it is counted before any of it is parsed.
+// Each kind of stream picks its own numbers ([limits] c2s_rate/c2s_burst;
+// s2s_rate/s2s_burst for server streams once they exist).
+struct InputLimit {
+  uint32_t rate = 0;
+  uint32_t burst = 0;
+};
+
 class Connection : public core::IoHandler {
  public:
   // Takes ownership of `fd` (non-blocking). `tls` may be null when TLS is
@@ -34,6 +46,22 @@ class Connection : public core::IoHandler {
   Connection& operator=(const Connection&) = delete;
 
   Status start(ConnectionHandler* handler);
+
+  // ---- limits (issue 6); set before start() or at any time ----
+  // Over the budget the connection stops reading from the socket (EPOLLIN
+  // off) until a timer says enough tokens are back: nothing is dropped,
+  // the peer's TCP window closes, the loop never blocks.
+  void set_input_limit(InputLimit limit);
+  // From start() (direct TLS) or start_tls() to the end of the handshake;
+  // past it the connection closes. 0: no limit.
+  void set_tls_handshake_timeout(uint32_t ms) { handshake_timeout_ms_ = ms; }
+  // The connection's place in the per-IP table, given back when it closes.
+  void set_slot(ConnectionSlot slot) { slot_ = std::move(slot); }
+  // Loop::now_ms() of the last byte read from the peer / queued to it.
+  uint64_t last_input_ms() const { return last_input_ms_; }
+  uint64_t last_output_ms() const { return last_output_ms_; }
+  // Reading is paused by the input limit.
+  bool input_paused() const { return paused_; }
 
   // Queue plaintext for the peer (encrypted if TLS is active).
   void send(std::string_view data);
@@ -58,6 +86,9 @@ class Connection : public core::IoHandler {
   static void flush_all();
 
   // Output buffered beyond this closes the connection (slow or stuck peer).
+  // Kept at 4 MiB: a client catching up (offline messages, a MAM page, a
+  // roster) gets its whole backlog queued in one turn, with stanzas of up
+  // to max_stanza_size each; the connection caps bound the sum.
   static constexpr size_t kMaxBuffered = 4u << 20;
 
  private:
@@ -69,6 +100,9 @@ class Connection : public core::IoHandler {
   void schedule_flush();
   // Marks the connection for closing at the end of the turn (see send()).
   void doom(const char* reason);
+  void pause_input(uint64_t now_ms);
+  void arm_handshake_timer();
+  void cancel_timers();
 
   core::Loop* loop_;
   int fd_;
@@ -79,11 +113,23 @@ class Connection : public core::IoHandler {
   std::string out_;
   size_t out_pos_ = 0;
   State state_ = State::kOpen;
-  bool want_write_ = false;
+  uint32_t events_ = 0;    // what epoll watches now
+  bool detached_ = false;  // out of epoll while paused (the peer hung up)
   bool flush_scheduled_ = false;
   bool handshake_reported_ = false;
   const char* doomed_ = nullptr;  // why it must close at the end of the turn
   core::Loop::TimerId close_timer_ = 0;
+  // limits
+  ConnectionSlot slot_;
+  bool limited_ = false;
+  bool paused_ = false;
+  TokenBucket bucket_;
+  uint64_t resume_at_ = 0;  // tokens to wait for before reading again
+  uint32_t handshake_timeout_ms_ = 0;
+  uint64_t last_input_ms_ = 0;
+  uint64_t last_output_ms_ = 0;
+  core::Loop::TimerId resume_timer_ = 0;
+  core::Loop::TimerId handshake_timer_ = 0;
 };
 
 }  // namespace hearth::net

@@ -4,6 +4,8 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+
 #include "core/base64.h"
 #include "core/log.h"
 #include "xml/element.h"
@@ -62,6 +64,35 @@ C2sStream::C2sStream(StreamHost* host, std::unique_ptr<net::Connection> conn, bo
 C2sStream::~C2sStream() {
   if (auth_timer_) host_->loop().cancel_timer(auth_timer_);
   if (ping_timer_) host_->loop().cancel_timer(ping_timer_);
+  if (idle_timer_) host_->loop().cancel_timer(idle_timer_);
+}
+
+void C2sStream::arm_idle_timer(uint64_t ms) {
+  idle_timer_ = host_->loop().add_timer(ms, [this] {
+    idle_timer_ = 0;
+    on_idle_timer();
+  });
+}
+
+// [limits] preauth_idle_timeout: before authentication a connection may not
+// sit silent (a cheap way to hold sockets). Silence counts from the later of
+// its last byte and our last reply; while the server itself is busy (a SASL
+// step with the auth worker) or has paused reading, it is not the client's.
+// One timer per stream, re-armed for the remainder, not per byte.
+void C2sStream::on_idle_timer() {
+  if (authenticated_ || closing_ || state_ == State::kClosed) return;
+  uint64_t limit = host_->preauth_idle_timeout_ms();
+  if (limit == 0) return;
+  uint64_t now = core::Loop::now_ms();
+  uint64_t last = std::max(conn_->last_input_ms(), conn_->last_output_ms());
+  if (sasl_pending_ || conn_->input_paused() || last > now) last = now;
+  if (now - last >= limit) {
+    HEARTH_INFO("c2s", "%s: silent for %llu s before authenticating", peer().c_str(),
+                static_cast<unsigned long long>((now - last) / 1000));
+    stream_error("connection-timeout", "silent for too long before logging in");
+    return;
+  }
+  arm_idle_timer(limit - (now - last));
 }
 
 void C2sStream::arm_ping_timer(uint32_t ms) {
@@ -108,6 +139,7 @@ Status C2sStream::start() {
     HEARTH_INFO("c2s", "%s: not authenticated in time", peer().c_str());
     stream_error("connection-timeout", "authenticate sooner");
   });
+  if (uint32_t idle = host_->preauth_idle_timeout_ms(); idle > 0) arm_idle_timer(idle);
   return conn_->start(this);
 }
 
@@ -361,6 +393,10 @@ void C2sStream::sasl_reply(SaslReply reply) {
     case SaslReply::Kind::kSuccess: {
       sasl_exchange_ = 0;
       authenticated_ = true;
+      if (idle_timer_) {
+        host_->loop().cancel_timer(idle_timer_);
+        idle_timer_ = 0;
+      }
       username_ = reply.username;
       HEARTH_INFO("c2s", "%s: authenticated %s@%s with %s", peer().c_str(), username_.c_str(),
                   host_->domain().c_str(), sasl_mechanism_.c_str());
@@ -695,9 +731,9 @@ void C2sStream::end(std::string_view reason) {
   (void)reason;
   if (closing_) return;
   closing_ = true;
-  if (ping_timer_) {
-    host_->loop().cancel_timer(ping_timer_);
-    ping_timer_ = 0;
+  for (core::Loop::TimerId* t : {&ping_timer_, &idle_timer_}) {
+    if (*t) host_->loop().cancel_timer(*t);
+    *t = 0;
   }
   if (session_ != nullptr) {
     ClientSession* s = session_;

@@ -47,6 +47,10 @@ class StreamHost {
   virtual uint32_t ping_timeout_ms() const = 0;
   // The stream is finished; free it at the end of the turn.
   virtual void stream_closed(class C2sStream* stream) = 0;
+  // [limits] preauth_idle_timeout: silence allowed before authentication
+  // (0: none). The TLS handshake timeout and the input rate are set on the
+  // Connection by whoever accepts it.
+  virtual uint32_t preauth_idle_timeout_ms() const { return 0; }
 
   // ---- sessions (XEP-0198) ----
   virtual uint32_t resume_timeout_ms() const = 0;  // 0: no resumption
@@ -194,6 +198,8 @@ class C2sStream : public net::ConnectionHandler,
   void end(std::string_view reason);
   void arm_ping_timer(uint32_t ms);
   void on_ping_timer();
+  void arm_idle_timer(uint64_t ms);
+  void on_idle_timer();
 
   StreamHost* host_;
   std::unique_ptr<net::Connection> conn_;
@@ -216,8 +222,9 @@ class C2sStream : public net::ConnectionHandler,
   unsigned sasl_failures_ = 0;
   core::Loop::TimerId auth_timer_ = 0;
   core::Loop::TimerId ping_timer_ = 0;
-  bool heard_ = false;         // bytes arrived since the ping timer was armed
-  bool ping_pending_ = false;  // a server ping is waiting for an answer
+  core::Loop::TimerId idle_timer_ = 0;  // preauth_idle_timeout, until authenticated
+  bool heard_ = false;                  // bytes arrived since the ping timer was armed
+  bool ping_pending_ = false;           // a server ping is waiting for an answer
   uint32_t ping_seq_ = 0;
   xml::Arena reply_arena_;
 };

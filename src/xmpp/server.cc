@@ -1,8 +1,10 @@
 #include "xmpp/server.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/audit.h"
 #include "core/log.h"
 #include "net/connection.h"
 
@@ -12,7 +14,27 @@ constexpr uint64_t kShutdownGraceMs = 2000;
 }  // namespace
 
 Server::Server(config::Config config, core::Loop* loop)
-    : config_(std::move(config)), loop_(loop), router_(config_.domain) {}
+    : config_(std::move(config)), loop_(loop), router_(config_.domain) {
+  configure_limits();
+}
+
+void Server::configure_limits() {
+  const auto& c = config_.limits;
+  net::ConnectionLimits l;
+  l.max_per_ip = c.max_per_ip;
+  l.max_connections = c.max_connections;
+  l.connect_rate = c.connect_rate;
+  l.trust_loopback = c.trust_loopback;
+  for (const std::string& text : c.trusted_networks) {
+    Result<net::Cidr> n = net::Cidr::parse(text);
+    if (n.ok()) {
+      l.trusted.push_back(n.value());
+    } else {  // the config loader checked them; this cannot happen
+      HEARTH_WARN("server", "[limits] trusted_networks: %s", n.error().message.c_str());
+    }
+  }
+  limiter_.configure(std::move(l), core::Loop::now_ms());
+}
 
 Server::~Server() {
   streams_.clear();
@@ -81,8 +103,23 @@ void Server::accept(int fd, std::string peer, bool direct_tls) {
     close(fd);
     return;
   }
+  // [limits], before any TLS or XML work: refused sockets close at once.
+  net::ConnectionSlot slot;
+  if (std::optional<net::IpAddress> ip = net::IpAddress::from_peer(peer)) {
+    net::ConnectionLimiter::Verdict v = limiter_.admit(*ip, core::Loop::now_ms(), &slot);
+    if (v != net::ConnectionLimiter::Verdict::kAccept) {
+      refuse(fd, *ip, v);
+      return;
+    }
+  }
   HEARTH_DEBUG("c2s", "%s: connected (%s)", peer.c_str(), direct_tls ? "direct TLS" : "STARTTLS");
   auto conn = std::make_unique<net::Connection>(loop_, fd, peer, tls_.get(), direct_tls);
+  conn->set_slot(std::move(slot));
+  conn->set_tls_handshake_timeout(config_.limits.tls_handshake_timeout * 1000u);
+  // One budget from the first byte on: the TLS handshake and SASL need a
+  // few kB, far below c2s_burst, so an equal pre-auth budget costs nothing
+  // and the pre-auth stanza size (16 KiB) and timeouts bound the rest.
+  conn->set_input_limit({config_.limits.c2s_rate, config_.limits.c2s_burst});
   auto stream = std::make_unique<C2sStream>(this, std::move(conn), direct_tls);
   C2sStream* raw = stream.get();
   streams_.emplace(raw, std::move(stream));
@@ -92,6 +129,23 @@ void Server::accept(int fd, std::string peer, bool direct_tls) {
     graveyard_.push_back(std::move(it->second));
     streams_.erase(it);
   }
+}
+
+void Server::refuse(int fd, const net::IpAddress& ip, net::ConnectionLimiter::Verdict why) {
+  // A reset, not a FIN: no TIME_WAIT left on our side by a flood.
+  struct linger lg {};
+  lg.l_onoff = 1;
+  lg.l_linger = 0;
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(fd);
+  std::string addr = ip.to_string();
+  const char* reason = net::ConnectionLimiter::reason(why);
+  HEARTH_DEBUG("c2s", "%s: connection refused (%s)", addr.c_str(), reason);
+  // At most one event per IP per minute, with the count of those left out.
+  uint64_t suppressed = 0;
+  if (!limiter_.audit_refusal(ip, core::Loop::now_ms(), &suppressed)) return;
+  std::string n = std::to_string(suppressed);
+  audit::event("conn_refused", {{"ip", addr}, {"reason", reason}, {"suppressed", n, true}});
 }
 
 void Server::stream_closed(C2sStream* stream) {
@@ -186,6 +240,9 @@ void Server::apply_config(const config::Config& next) {
   config_.archive = next.archive;
   config_.csi = next.csi;
   config_.pep = next.pep;
+  // New connections get the new limits; open ones keep theirs.
+  config_.limits = next.limits;
+  configure_limits();
   if (host_) host_->reload(config_);
   HEARTH_INFO("server", "configuration reloaded");
 }

@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/loop.h"
 #include "modules/host.h"
+#include "net/limits.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "storage/env.h"
@@ -55,6 +56,9 @@ class Server : public StreamHost {
   uint32_t ping_interval_ms() const override { return config_.ping_interval * 1000u; }
   uint32_t ping_timeout_ms() const override { return config_.ping_timeout * 1000u; }
   void stream_closed(C2sStream* stream) override;
+  uint32_t preauth_idle_timeout_ms() const override {
+    return config_.limits.preauth_idle_timeout * 1000u;
+  }
   uint32_t resume_timeout_ms() const override { return config_.smacks.resume_timeout * 1000u; }
   size_t sm_max_queue() const override { return config_.smacks.max_queue; }
   ClientSession* create_session(C2sStream* stream, Jid jid) override;
@@ -64,15 +68,21 @@ class Server : public StreamHost {
   ClientSession* find_resumable(std::string_view id) override;
 
   size_t session_count() const { return sessions_.size(); }
+  const net::ConnectionLimiter& limiter() const { return limiter_; }
   size_t detached_count() const;
 
  private:
   void accept(int fd, std::string peer, bool direct_tls);
+  // [limits]: the per-IP table's rules from config_.
+  void configure_limits();
+  void refuse(int fd, const net::IpAddress& ip, net::ConnectionLimiter::Verdict why);
   void on_signal(int sig);
   void shutdown();
 
   config::Config config_;
   core::Loop* loop_;
+  // Before the streams: their connections give their slots back to it.
+  net::ConnectionLimiter limiter_;
   std::unique_ptr<net::TlsContext> tls_;
   Authenticator* auth_ = nullptr;
   Router router_;
