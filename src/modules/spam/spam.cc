@@ -662,6 +662,8 @@ class SpamModule : public Module, public SpamReportService {
       t.put(dbi, key, value);
       return t.status();
     });
+    HEARTH_DEBUG("spam", "account %.*s created: recorded for [spam] new_account_strangers_after",
+                 static_cast<int>(user.size()), user.data());
     if (!s.ok()) {
       HEARTH_ERROR("spam", "recording the creation of %.*s: %s", static_cast<int>(user.size()),
                    user.data(), s.error().message.c_str());
