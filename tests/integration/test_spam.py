@@ -375,3 +375,23 @@ def test_malformed_reports_are_bad_requests_and_block_nothing(make_server):
                              "(0 messages kept)"), show(note)
     assert records(server, "spam_reports") == 1
     server.assert_alive()
+
+
+def test_block_entries_change_on_sighup(make_server):
+    """[spam] block is reloadable like the file (fails until Server::apply_config
+    copies config.spam: notes/core-bugs-spam.md #1)."""
+    server = make_server({"spam": {"block": "old.example"}})
+    alice = online(server, "alice")
+
+    def condition(to):
+        mid = send_message(alice, to, "hi")
+        return error_of(wait_error(alice, mid, "the answer for %s" % to))[1]
+
+    assert condition("x@old.example") == "not-allowed"
+    server.settings["spam"]["block"] = "new.example"
+    server.write_config()
+    os.kill(server.proc.pid, signal.SIGHUP)
+    wait_log(server, "configuration reloaded")
+    assert condition("x@new.example") == "not-allowed"
+    assert condition("x@old.example") == "remote-server-not-found"
+    server.assert_alive()

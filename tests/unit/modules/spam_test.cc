@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -488,6 +490,39 @@ TEST_F(SpamModuleTest, ReportIsStoredWithTheArchiveExcerptAndTheAdminsHear) {
                                "away (2 messages kept)</body>"),
             std::string::npos)
       << admin_.last();
+}
+
+TEST_F(SpamModuleTest, ReloadRebuildsTheListFromTheConfigAndTheKeptFile) {
+  const std::string path = dir_ + "/blocklist.txt";
+  {
+    FILE* f = fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("file.example\n", f);
+    fclose(f);
+  }
+  config_.spam.block_file = path;
+  start();
+  auto refused = [&](std::string_view to) {
+    size_t before = alice_.count("<not-allowed");
+    host_->route(message("alice@example.org/a", to), alice_);
+    return alice_.count("<not-allowed") > before;
+  };
+  EXPECT_TRUE(refused("x@file.example"));
+  EXPECT_TRUE(refused("x@spam.example"));
+  EXPECT_FALSE(refused("x@new.example"));
+  // The file rewritten in place (same inode), a new [spam] block.
+  {
+    FILE* f = fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("# now\nother.example\n", f);
+    fclose(f);
+  }
+  config_.spam.block = {"new.example"};
+  host_->reload(config_);
+  EXPECT_FALSE(refused("x@file.example"));
+  EXPECT_TRUE(refused("x@other.example"));
+  EXPECT_TRUE(refused("x@new.example"));
+  EXPECT_FALSE(refused("x@spam.example"));
 }
 
 }  // namespace
