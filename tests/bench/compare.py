@@ -301,17 +301,22 @@ VirtualHost "{domain}"
         stop(self.proc)
 
 
-def ensure_prosody():
-    if shutil.which("prosody"):
+def ensure_packages(need_prosody):
+    """Prosody (and openssl, for the shared certificate) from Debian."""
+    missing = [pkg for pkg, cmd in (("prosody", "prosody"), ("openssl", "openssl"))
+               if (need_prosody or pkg != "prosody") and not shutil.which(cmd)]
+    if not missing:
         return
     if os.geteuid() != 0:
-        sys.exit("bench-compare: Prosody is missing; install it as root: apt-get install -y prosody")
-    log("installing prosody from Debian (apt-get install -y prosody)")
+        sys.exit("bench-compare: missing %s; install as root: apt-get install -y %s"
+                 % (", ".join(missing), " ".join(missing)))
+    log("installing %s from Debian (apt-get install -y)" % " ".join(missing))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "install", "-y", "prosody"], check=True, env=env,
+    subprocess.run(["apt-get", "install", "-y"] + missing, check=True, env=env,
                    stdout=subprocess.DEVNULL)
-    if not shutil.which("prosody"):
-        sys.exit("bench-compare: prosody is still missing after apt-get install")
+    for pkg in missing:
+        if not shutil.which(pkg):
+            sys.exit("bench-compare: %s is still missing after apt-get install" % pkg)
 
 
 # --------------------------------------------------------------------------
@@ -418,8 +423,7 @@ def main():
         if "hearth" in servers or what == "hearth-bench":
             if not os.access(path, os.X_OK):
                 sys.exit("bench-compare: no %s at %s (build it first)" % (what, path))
-    if any(s.startswith("prosody") for s in servers):
-        ensure_prosody()
+    ensure_packages(any(s.startswith("prosody") for s in servers))
     steps = sorted(int(x) for x in args.steps.split(","))
     big = steps[-1]
     users = max(big, 2 * args.pairs, args.roster + 1, 2)
