@@ -9,6 +9,25 @@ from conftest import USERS
 from hearthtest import NS_TLS, XmppClient, body_of
 
 
+# The stanza-size tests send hundreds of kB; at the default [limits]
+# c2s_rate (10000 B/s) that alone takes half a minute. They are about size,
+# not rate: @full_speed gives them a server that reads at full speed.
+FULL_SPEED = {"limits": {"c2s_rate": 100000000, "c2s_burst": 100000000}}
+
+
+def full_speed(fn):
+    fn.full_speed = True
+    return fn
+
+
+@pytest.fixture
+def server(make_server, request):
+    """The conftest server, or one without the input rate for @full_speed."""
+    if getattr(request.function, "full_speed", False):
+        return make_server(overrides=FULL_SPEED)
+    return make_server()
+
+
 def big_message(to, size):
     """A <message/> of exactly `size` bytes."""
     head = "<message to='%s' type='chat' id='big'><body>" % to
@@ -26,6 +45,7 @@ def assert_server_fine(server, user="carol"):
         c.close()
 
 
+@full_speed
 def test_one_mebibyte_stanza_policy_violation(server, login):
     bob = login("bob", "watcher")
     alice = login("alice", "flood")
@@ -39,6 +59,7 @@ def test_one_mebibyte_stanza_policy_violation(server, login):
     assert_server_fine(server)
 
 
+@full_speed
 def test_stanza_below_default_limit_is_accepted(server, login):
     alice = login("alice", "big")
     alice.send(big_message("alice@localhost/big", 200000))
@@ -202,6 +223,7 @@ def test_bad_stream_header(server, connect, header, condition):
     assert_server_fine(server)
 
 
+@full_speed
 def test_client_that_never_reads_is_closed_and_others_are_unharmed(server, login):
     """A session that stops reading has at most a few MiB queued for it; then
     it is closed. Messages to the account's bare JID keep reaching its other
