@@ -240,6 +240,9 @@ void Server::apply_config(const config::Config& next) {
   config_.archive = next.archive;
   config_.csi = next.csi;
   config_.pep = next.pep;
+  config_.spam = next.spam;
+  config_.registration = next.registration;
+  config_.min_password_length = next.min_password_length;
   // New connections get the new limits; open ones keep theirs.
   config_.limits = next.limits;
   configure_limits();
