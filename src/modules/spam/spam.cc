@@ -332,6 +332,15 @@ uint64_t unix_micros() {
                                    .count());
 }
 
+// At most `max` bytes of UTF-8 text, never cutting a character in two.
+std::string_view utf8_prefix(std::string_view text, size_t max) {
+  if (text.size() <= max) return text;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xc0) == 0x80)
+    --n;
+  return text.substr(0, n);
+}
+
 bool same_account(const xmpp::Jid& a, const xmpp::Jid& b) {
   return a.local() == b.local() && a.domain() == b.domain();
 }
@@ -415,7 +424,7 @@ class SpamModule : public Module, public SpamReportService {
     r.reporter = reporter.bare();
     r.reported = reported.full();
     r.reason = std::string(reason);
-    r.text = std::string(text.substr(0, spam::kMaxReportText));
+    r.text = std::string(utf8_prefix(text, spam::kMaxReportText));
     r.micros = std::max(unix_micros(), last_report_micros_ + 1);
     last_report_micros_ = r.micros;
     if (const auto* archive = ctx_.find<ArchiveService>())
@@ -719,7 +728,7 @@ class SpamModule : public Module, public SpamReportService {
     }
     std::string body =
         r.reporter + " reported " + r.reported + " for " + std::string(spam::reason_name(r.reason));
-    if (!r.text.empty()) body += ": " + r.text.substr(0, 1000);
+    if (!r.text.empty()) body += ": " + std::string(utf8_prefix(r.text, 1000));
     body += " (" + std::to_string(r.stanzas.size()) + " messages kept)";
     for (const std::string& admin : ctx_.config().admins) {
       Result<xmpp::Jid> jid = xmpp::Jid::parse(admin);

@@ -364,9 +364,11 @@ TEST_F(SpamModuleTest, InboundFromABlockedRemoteDomainNeverArrivesNorIsArchived)
             "to='alice@example.org/a'><ping xmlns='urn:xmpp:ping'/></iq>"));
   host_->send(message("spammer@SPAM.example/x", "alice@example.org/a"));
   EXPECT_TRUE(alice_.received.empty()) << ::testing::PrintToString(alice_.received);
+  host_->end_turn();
   EXPECT_EQ(table_size("archive"), 0u);
   // Others still arrive (and are archived).
   host_->send(message("friend@good.example/x", "alice@example.org"));
+  host_->end_turn();  // the archive commits what a turn archived at its end
   ASSERT_EQ(alice_.received.size(), 1u);
   EXPECT_NE(alice_.received[0].find("friend@good.example"), std::string::npos);
   EXPECT_GT(table_size("archive"), 0u);
@@ -523,6 +525,25 @@ TEST_F(SpamModuleTest, ReloadRebuildsTheListFromTheConfigAndTheKeptFile) {
   EXPECT_TRUE(refused("x@other.example"));
   EXPECT_TRUE(refused("x@new.example"));
   EXPECT_FALSE(refused("x@spam.example"));
+}
+
+TEST_F(SpamModuleTest, LongReportTextsAreCutOnCharacterBoundaries) {
+  config_.spam.block.clear();
+  start();
+  // 1001 bytes: 'x' then 500 two-byte characters; the notice keeps 1000
+  // bytes at most, so the last whole character before byte 1000.
+  std::string text = "x";
+  for (int i = 0; i < 500; ++i)
+    text += "\xc3\xa9";
+  host_->find<SpamReportService>()->report(jid("bob@example.org/b"), jid("mallory@example.org"),
+                                           kReasonAbuse, text);
+  ASSERT_EQ(admin_.received.size(), 1u);
+  const std::string& m = admin_.last();
+  size_t start = m.find(": x");
+  size_t end = m.find(" (0 messages kept)");
+  ASSERT_NE(start, std::string::npos) << m;
+  ASSERT_NE(end, std::string::npos) << m;
+  EXPECT_EQ(m.substr(start + 2, end - start - 2), text.substr(0, 999));
 }
 
 }  // namespace
