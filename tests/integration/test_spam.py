@@ -378,8 +378,7 @@ def test_malformed_reports_are_bad_requests_and_block_nothing(make_server):
 
 
 def test_block_entries_change_on_sighup(make_server):
-    """[spam] block is reloadable like the file (fails until Server::apply_config
-    copies config.spam: notes/core-bugs-spam.md #1)."""
+    """[spam] block is reloadable like the file: the list is rebuilt on SIGHUP."""
     server = make_server({"spam": {"block": "old.example"}})
     alice = online(server, "alice")
 
