@@ -95,14 +95,21 @@ class Invites final : public Module, public RoleService {
                       [this](PreauthStream& s, xml::Element& iq) { on_register(s, iq); });
     ctx.provide<RoleService>(this);
     if (AdhocService* adhoc = ctx.find<AdhocService>()) add_commands(*adhoc);
-    if (mode() == Mode::kOpen)
-      HEARTH_WARN("invites", "open registration: anyone can create accounts");
+    was_open_ = mode() == Mode::kOpen;
+    if (was_open_) HEARTH_WARN("invites", "open registration: anyone can create accounts");
     sweep();
     sweep_timer_ = ctx.loop().add_timer(kSweepMs, [this] { periodic_sweep(); });
   }
 
   ~Invites() override {
     if (sweep_timer_ != 0) ctx_.loop().cancel_timer(sweep_timer_);
+  }
+
+  // A reload (SIGHUP) may open registration: say so again.
+  void apply_config(const config::Config& config) override {
+    if (config.registration.mode == "open" && !was_open_)
+      HEARTH_WARN("invites", "open registration: anyone can create accounts");
+    was_open_ = config.registration.mode == "open";
   }
 
   // ---- RoleService ----
@@ -685,6 +692,7 @@ class Invites final : public Module, public RoleService {
   std::unordered_map<std::string, uint32_t> in_flight_uses_;
   std::unordered_set<std::string> creating_;
   uint64_t message_seq_ = 0;
+  bool was_open_ = false;
 };
 
 std::unique_ptr<Module> create(Context& ctx) {
