@@ -141,9 +141,23 @@ void Server::refuse(int fd, const net::IpAddress& ip, net::ConnectionLimiter::Ve
   std::string addr = ip.to_string();
   const char* reason = net::ConnectionLimiter::reason(why);
   HEARTH_DEBUG("c2s", "%s: connection refused (%s)", addr.c_str(), reason);
+  uint64_t now = core::Loop::now_ms();
+  if (why == net::ConnectionLimiter::Verdict::kGlobal ||
+      why == net::ConnectionLimiter::Verdict::kTable) {
+    // The whole server is full, not one address: the admin should know
+    // (once a minute).
+    if (last_full_warning_ms_ == 0 || now - last_full_warning_ms_ >= 60000) {
+      last_full_warning_ms_ = now;
+      HEARTH_WARN("server", "refusing new connections: %s (%zu open, %zu addresses tracked)",
+                  why == net::ConnectionLimiter::Verdict::kGlobal
+                      ? "[limits] max_connections reached"
+                      : "too many addresses with recent connections",
+                  limiter_.open(), limiter_.entries());
+    }
+  }
   // At most one event per IP per minute, with the count of those left out.
   uint64_t suppressed = 0;
-  if (!limiter_.audit_refusal(ip, core::Loop::now_ms(), &suppressed)) return;
+  if (!limiter_.audit_refusal(ip, now, &suppressed)) return;
   std::string n = std::to_string(suppressed);
   audit::event("conn_refused", {{"ip", addr}, {"reason", reason}, {"suppressed", n, true}});
 }

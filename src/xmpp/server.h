@@ -99,6 +99,7 @@ class Server : public StreamHost {
   std::unordered_map<std::string, ClientSession*, Hash, std::equal_to<>> resumable_;
   std::vector<std::unique_ptr<ClientSession>> session_graveyard_;
   bool shutting_down_ = false;
+  uint64_t last_full_warning_ms_ = 0;
 };
 
 }  // namespace hearth::xmpp

@@ -572,6 +572,7 @@ def test_max_connections_global_cap(make_server):
         assert closed_by_server(full, 1.0)
     finally:
         close_all(socks)
+    assert "refusing new connections: [limits] max_connections reached" in server.log_text()
     time.sleep(0.3)
     assert_server_fine(server)
 
