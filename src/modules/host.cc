@@ -394,6 +394,8 @@ void Host::reload(const config::Config& config) {
 }
 
 void Host::end_turn() {
+  for (auto& fn : turn_end_)
+    fn();
   scratch_.reset();
 }
 

@@ -117,6 +117,7 @@ class Host final : public Context {
   void on_output(int priority, OutputFilter filter) override;
   void on_nonza(std::string_view ns, NonzaHandler handler) override;
   void on_preauth_iq(std::string_view ns, PreauthIqHandler handler) override;
+  void on_turn_end(std::function<void()> fn) override { turn_end_.push_back(std::move(fn)); }
   void on_preauth_features(std::function<void(std::string& features)> fn) override;
   void create_account(const std::string& localpart, std::string password,
                       std::function<void(Status)> done) override;
@@ -224,6 +225,7 @@ class Host final : public Context {
   std::unordered_map<std::string, PreauthIqHandler, Hash, std::equal_to<>> preauth_iq_;
   std::vector<std::function<void(std::string&)>> preauth_features_;
   std::function<PreauthStream*(uint64_t)> preauth_lookup_;
+  std::vector<std::function<void()>> turn_end_;
   std::vector<std::function<void(std::string&)>> feature_fns_;
   std::vector<std::string> features_[2];
   std::vector<DiscoIdentity> identities_[2];

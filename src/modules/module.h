@@ -251,6 +251,11 @@ class Context {
   // §6.4.8), and stream features offered next to SASL mechanisms.
   virtual void on_preauth_iq(std::string_view ns, PreauthIqHandler handler) = 0;
   virtual void on_preauth_features(std::function<void(std::string& features)> fn) = 0;
+  // Runs at the end of every loop turn, before anything the turn produced
+  // is written to the network: a module that groups its writes commits
+  // them here, so what it promised is on disk before the promise leaves
+  // (ARCHITECTURE.md §4).
+  virtual void on_turn_end(std::function<void()> fn) = 0;
   // One handler per namespace; unclaimed nonzas close the stream with
   // <unsupported-stanza-type/>. (XEP-0198's urn:xmpp:sm:3 is the core's.)
   virtual void on_nonza(std::string_view ns, NonzaHandler handler) = 0;

@@ -386,6 +386,23 @@ Result<Stored> append(storage::Env& env, storage::Dbi dbi, std::string_view user
   return stored;
 }
 
+Result<Position> free_position(storage::Txn& txn, storage::Dbi dbi, std::string_view user,
+                               Position start) {
+  Position pos = start;
+  for (;;) {
+    auto v = txn.get(dbi, message_key(user, pos));
+    if (!v) return v.error();
+    if (!v->has_value()) return pos;
+    pos = next_position(pos, 0);
+  }
+}
+
+void put_row(storage::WriteTxn& txn, storage::Dbi dbi, std::string_view user,
+             std::string_view with_bare, std::string_view encoded_row, Position pos) {
+  txn.put(dbi, message_key(user, pos), encoded_row);
+  txn.put(dbi, with_key(user, with_bare, pos), {});
+}
+
 Result<Page> query(storage::Txn& txn, storage::Dbi dbi, const Query& q) {
   const Walk w = walk_of(q);
   Page page;

@@ -135,6 +135,14 @@ Result<Stored> append(storage::Env& env, storage::Dbi dbi, std::string_view user
                       std::string_view with_bare, const Row& row, uint64_t now_micros,
                       Position* last);
 
+// The first free position at or after `start` in `user`'s archive (a
+// clock that stepped back across a restart must not overwrite rows).
+Result<Position> free_position(storage::Txn& txn, storage::Dbi dbi, std::string_view user,
+                               Position start);
+// Writes a row (encode_row()) and its index key at `pos` (from free_position()).
+void put_row(storage::WriteTxn& txn, storage::Dbi dbi, std::string_view user,
+             std::string_view with_bare, std::string_view encoded_row, Position pos);
+
 struct Query {
   std::string user;
   std::string with_bare;  // empty: every contact

@@ -98,6 +98,13 @@ class MamModule : public Module, public ArchiveService {
     ctx.add_disco_feature(DiscoTarget::kAccount, std::string(kNsMamExtended));
     ctx.add_disco_feature(DiscoTarget::kAccount, std::string(kNsSid));
     ctx.provide<ArchiveService>(this);
+    // ARCHITECTURE.md §4: the rows of one loop turn are committed together,
+    // before the turn's output (which carries their stanza-ids) is sent.
+    ctx.on_turn_end([this] { flush(); });
+    ctx.on_account(AccountEvent::kDeleted, kPriorityDefault, [this](std::string_view user) {
+      // Rows not yet written must not bring the account's keys back.
+      std::erase_if(pending_, [&](const PendingRow& p) { return p.user == user; });
+    });
     expires_after_ = ctx.config().archive.expires_after;
     if (expires_after_ != 0) schedule(std::min(kFirstSweepMs, sweep_interval_ms(expires_after_)));
   }
@@ -111,6 +118,7 @@ class MamModule : public Module, public ArchiveService {
   // read errors give fewer (or none).
   std::vector<std::string> recent(std::string_view user, std::string_view with,
                                   size_t max) const override {
+    const_cast<MamModule*>(this)->flush();
     std::vector<std::string> out;
     if (max == 0 || with.empty()) return out;
     auto txn = ctx_.db().read();
@@ -227,14 +235,44 @@ class MamModule : public Module, public ArchiveService {
     std::string xml;
     xml::serialize(stanza, &xml);
     Row row{direction, randombytes_random(), with_full, xml};
-    Result<Stored> stored =
-        append(ctx_.db(), ctx_.table(kTable), user, with_bare, row, now_micros(), &last_);
-    if (!stored) {
+    // The row is written at the end of the turn with the others (flush());
+    // its position is taken now, so the id can go out with the message.
+    Result<Position> pos = Position{};
+    {
+      auto txn = ctx_.db().read();
+      if (!txn) {
+        HEARTH_WARN("mam", "archive read failed: %s", txn.error().message.c_str());
+        return std::nullopt;
+      }
+      pos = free_position(*txn, ctx_.table(kTable), user, next_position(last_, now_micros()));
+    }
+    if (!pos) {
       HEARTH_WARN("mam", "archiving a message of %.*s failed: %s", static_cast<int>(user.size()),
-                  user.data(), stored.error().message.c_str());
+                  user.data(), pos.error().message.c_str());
       return std::nullopt;
     }
-    return format_id(stored->id);
+    last_ = *pos;
+    ArchiveId id{*pos, row.tag};
+    // Row points into `xml` and `with_full`: keep the encoded bytes.
+    pending_.push_back(PendingRow{std::string(user), with_bare, encode_row(row), *pos});
+    return format_id(id);
+  }
+
+  // Commits the rows archived during this turn in one transaction.
+  void flush() {
+    if (pending_.empty()) return;
+    storage::Dbi dbi = ctx_.table(kTable);
+    Status s = ctx_.db().write([&](storage::WriteTxn& t) -> Status {
+      for (const PendingRow& p : pending_)
+        put_row(t, dbi, p.user, p.with_bare, p.value, p.pos);
+      return t.status();
+    });
+    if (!s) {
+      HEARTH_ERROR("mam", "writing %zu archived messages failed: %s", pending_.size(),
+                   s.error().message.c_str());
+    }
+    pending_.clear();
+    if (pending_.capacity() > 256) std::vector<PendingRow>().swap(pending_);
   }
 
   // ---- IQs ----
@@ -413,6 +451,7 @@ class MamModule : public Module, public ArchiveService {
   }
 
   void run_query(IqEvent& ev) {
+    flush();  // what this turn archived is part of the answer
     std::string_view queryid = ev.payload.attr("queryid");
     if (queryid.size() > kMaxQueryIdSize) {
       ctx_.error(ev, "modify", "bad-request", "queryid is too long");
@@ -503,6 +542,7 @@ class MamModule : public Module, public ArchiveService {
   }
 
   void metadata(IqEvent& ev) {
+    flush();  // what this turn archived is part of the answer
     auto txn = ctx_.db().read();
     if (!txn) {
       ctx_.error(ev, "wait", "internal-server-error");
@@ -603,6 +643,7 @@ class MamModule : public Module, public ArchiveService {
   }
 
   void run_sweep() {
+    flush();
     if (expires_after_ == 0) return;
     const uint64_t now = now_micros();
     const uint64_t window = expires_after_ * 1000000;
@@ -623,9 +664,16 @@ class MamModule : public Module, public ArchiveService {
     schedule(r->more ? kSweepContinueMs : sweep_interval_ms(expires_after_));
   }
 
+  struct PendingRow {
+    std::string user, with_bare;
+    std::string value;  // encode_row()
+    Position pos;
+  };
+
   Context& ctx_;
-  std::string sender_id_;  // ev.sender_archive_id of the current outbound event
-  Position last_;          // last position given out (archive order = arrival order)
+  std::vector<PendingRow> pending_;  // archived this turn, written by flush()
+  std::string sender_id_;            // ev.sender_archive_id of the current outbound event
+  Position last_;                    // last position given out (archive order = arrival order)
   uint64_t expires_after_ = 0;
   core::Loop::TimerId timer_ = 0;
   std::string sweep_resume_;
