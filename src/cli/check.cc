@@ -50,6 +50,12 @@ int cmd_check(const Args& args) {
     fprintf(stderr,
             "hearth: WARNING: [sandbox] mode = log does not stop a compromised process; "
             "use mode = enforce outside debugging\n");
+  if (cfg->registration.mode == "open") {
+    fprintf(stderr,
+            "hearth: WARNING: [registration] mode = open: anyone can create accounts (at most %u "
+            "per IP address per hour); use mode = invite unless you mean it\n",
+            cfg->registration.max_per_ip_per_hour);
+  }
   return 0;
 }
 

@@ -871,6 +871,16 @@ const std::vector<Row>& rows() {
            return name_of(r) + " cannot be never";
          return err;
        }},
+      {{"registration", "allow_user_invites", KeyType::kBool, "false", false,
+        "Let every account create invites for new accounts (ad-hoc command "
+        "urn:xmpp:invite#invite); "
+        "false: only admins. Read at start."},
+       0,
+       0,
+       "",
+       [](const Row& r, std::string_view v, Config* c) {
+         return bool_value(r, v, &c->registration.allow_user_invites);
+       }},
       {{"spam", "block", KeyType::kList, "", false,
         "Comma-separated JIDs and domains whose stanzas the server refuses, for every account."},
        0,

@@ -81,10 +81,10 @@ struct Config {
     uint32_t max_connections = 2000;            // concurrent connections in all
     std::vector<std::string> trusted_networks;  // CIDRs exempt from per-IP limits
     bool trust_loopback = true;  // 127.0.0.0/8 and ::1 are exempt too (not behind Tor/a proxy)
-    uint32_t connect_rate = 30;                 // new connections per IP per minute
-    uint32_t tls_handshake_timeout = 10;        // seconds from connect to a finished TLS handshake
-    uint32_t preauth_idle_timeout = 10;         // seconds without a byte before authentication
-    uint32_t c2s_rate = 10000;                  // bytes/s read from an authenticated client
+    uint32_t connect_rate = 30;  // new connections per IP per minute
+    uint32_t tls_handshake_timeout = 10;  // seconds from connect to a finished TLS handshake
+    uint32_t preauth_idle_timeout = 10;   // seconds without a byte before authentication
+    uint32_t c2s_rate = 10000;            // bytes/s read from an authenticated client
     uint32_t c2s_burst = 25000;
     uint32_t s2s_rate = 30000;  // bytes/s read from a server
     uint32_t s2s_burst = 100000;
@@ -96,6 +96,7 @@ struct Config {
     uint32_t max_per_ip_per_hour = 1;  // open mode: registrations per IP address
     bool notify_admins = true;         // a chat message to the admins per registration
     uint64_t invite_expires = 604800;  // seconds an invite stays valid by default
+    bool allow_user_invites = false;   // any account may invite (not only admins)
   } registration;
   struct {
     std::vector<std::string> block;            // JIDs and domains refused server-wide

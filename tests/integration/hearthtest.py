@@ -129,6 +129,15 @@ class HearthServer:
             "c2s": {"interfaces": "127.0.0.1", "port": "0", "direct_tls_port": "0"},
             "auth": {"scram_iterations": "4096"},
             "log": {"level": log_level},
+            # Throughput the tests need. The per-client byte rate (10 kB/s)
+            # and the anti-spam budgets (60 messages a minute to strangers,
+            # 30 subscription requests) are tested at their defaults and at
+            # other values by test_limits.py and test_spam.py, which set
+            # them; other tests send thousands of stanzas between accounts
+            # that are not contacts.
+            "limits": {"c2s_rate": "100000000", "c2s_burst": "100000000",
+                       "stranger_messages_per_minute": "100000",
+                       "subscriptions_per_minute": "100000"},
         }
         if os.geteuid() == 0:
             # As root, hearth switches to the service user: an unprivileged

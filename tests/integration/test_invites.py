@@ -383,8 +383,20 @@ def test_admin_adhoc_invite_with_admin_role_and_reserved_name(make_server):
     server.assert_alive()
 
 
-def test_non_admin_is_forbidden_and_user_invite(make_server):
+def test_user_invites_are_for_admins_by_default(make_server):
     server = make_server(ADMIN)
+    bob = login(server, "bob")
+    items = bob.iq("get", "<query xmlns='%s' node='%s'/>" % (NS_DISCO_ITEMS, NS_COMMANDS),
+                   to=DOMAIN)
+    nodes = [i.get("node") for i in items.iter(tag(NS_DISCO_ITEMS, "item"))]
+    assert NODE_CREATE not in nodes and NODE_INVITE not in nodes, show(items)
+    assert_error(command(bob, NODE_INVITE), "forbidden", "cancel")
+    server.assert_alive()
+
+
+def test_non_admin_is_forbidden_and_user_invite(make_server):
+    server = make_server({"server": ADMIN["server"],
+                          "registration": {"allow_user_invites": "true"}})
     bob = login(server, "bob")
     items = bob.iq("get", "<query xmlns='%s' node='%s'/>" % (NS_DISCO_ITEMS, NS_COMMANDS),
                    to=DOMAIN)

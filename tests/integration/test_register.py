@@ -99,7 +99,9 @@ def test_register_get_says_registered(server, to):
     server.assert_alive()
 
 
-def test_no_inband_registration_before_auth(server):
+def test_no_inband_registration_before_auth_when_closed(make_server):
+    # The default mode is invite (test_invites.py); closed offers nothing.
+    server = make_server({"registration": {"mode": "closed"}})
     c = XmppClient.connect(server.starttls_port)
     server.clients.append(c)
     c.open_stream()

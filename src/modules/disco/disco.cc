@@ -129,9 +129,16 @@ class Disco final : public Module {
     std::string_view node = ev.payload.attr("node");
     bool node_given = ev.payload.has_attr("node");
     if (ev.target == kIqHost) {
-      // XEP-0115 §6.2: node#ver is answered like the plain query.
+      // XEP-0115 §6.2: node#ver is answered like the plain query. Other
+      // nodes belong to modules (XEP-0050 §2.3: an ad-hoc command's node).
       if (node_given && node != caps_node()) {
-        ctx_.error(ev, "cancel", "item-not-found");
+        xml::Element* query = ev.arena.make_element("query", kNsDiscoInfo);
+        query->set_attr("node", node);
+        if (!ctx_.disco_node_info(DiscoTarget::kServer, ev.from, ev.to, node, *query)) {
+          ctx_.error(ev, "cancel", "item-not-found");
+          return;
+        }
+        ctx_.result(ev, query);
         return;
       }
       xml::Element* query = server_info(ev.arena);

@@ -590,6 +590,8 @@ class Invites final : public Module, public RoleService {
     AdhocCommand invite;
     invite.node = std::string(kNodeInvite);
     invite.name = "Invite someone to join you here";
+    // As Prosody's allow_user_invites: by default only admins invite.
+    invite.admin_only = !ctx_.config().registration.allow_user_invites;
     invite.run = [this](const xmpp::Jid& requester, const FormValues&, xml::Arena& arena) {
       Invite inv;
       inv.inviter = requester.local();

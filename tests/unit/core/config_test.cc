@@ -144,6 +144,7 @@ TEST(ConfigTest, SchemaListsEveryKeyInOrder) {
                      "registration.max_per_ip_per_hour",
                      "registration.notify_admins",
                      "registration.invite_expires",
+                     "registration.allow_user_invites",
                      "spam.block",
                      "spam.block_file",
                      "spam.new_account_strangers_after",
