@@ -8,6 +8,8 @@
 #   make unit        native unit tests only
 #   make cross-test ARCH=aarch64|armhf   cross-build, run unit tests under qemu
 #   make bench       footprint numbers: binary size, start-up time, RSS (tests/bench)
+#   make bench-compare   Hearth vs Debian's Prosody side by side (tests/bench/compare.py;
+#                    BENCH_ARGS="--steps 100,1000,10000" for the 10 000-session figure)
 BUILD ?= build
 ARCH ?= aarch64
 CROSS_BUILD ?= build-$(ARCH)
@@ -17,7 +19,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DHEARTH_WERROR=ON
 endif
 
-.PHONY: all build configure deps run test unit cross-test bench clean format
+.PHONY: all build configure deps run test unit cross-test bench bench-compare clean format
 
 all: build
 
@@ -54,8 +56,17 @@ test: deps configure
 unit: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 600 -j $(JOBS) -E '^integration\.'
 
-bench: deps build
+bench: deps configure
+	@cmake -S . -B $(BUILD) -DHEARTH_BENCH=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target hearth hearth-bench
 	HEARTH_BIN=$(BUILD)/hearth /usr/bin/python3 tests/bench/footprint.py
+
+# Hearth and Debian's Prosody (minimal, and with MAM) under the same
+# hearth-bench scenarios, with ratios; installs prosody when run as root.
+bench-compare: deps configure
+	@cmake -S . -B $(BUILD) -DHEARTH_BENCH=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target hearth hearth-bench
+	@/usr/bin/python3 tests/bench/compare.py --hearth $(BUILD)/hearth --bench $(BUILD)/hearth-bench $(BENCH_ARGS)
 
 cross-test:
 	@CMAKE_FLAGS="$(CMAKE_FLAGS)" JOBS=$(JOBS) sh tools/cross-test.sh $(ARCH) $(CROSS_BUILD)
