@@ -1,8 +1,13 @@
 #include "net/limits.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <string>
+
+#include "core/loop.h"
+#include "net/connection.h"
 
 namespace hearth::net {
 namespace {
@@ -424,6 +429,87 @@ TEST(ConnectionLimiter, ReconfigureAppliesToExistingEntries) {
   EXPECT_EQ(lim.admit(a, 0, &s2), V::kAccept);
   s1.release();
   EXPECT_EQ(lim.admit(a, 0, &s1), V::kRate);
+}
+
+// ---- the input limit of a Connection ----
+
+struct Collector : ConnectionHandler {
+  std::string got;
+  uint64_t last_ms = 0;
+  bool closed = false;
+  void on_data(std::string_view data) override {
+    got.append(data);
+    last_ms = core::Loop::now_ms();
+  }
+  void on_tls_ready() override {}
+  void on_closed(std::string_view) override { closed = true; }
+};
+
+TEST(ConnectionInputLimit, ReadsAtTheRateAndDropsNothing) {
+  auto loop = core::Loop::create();
+  ASSERT_TRUE(loop.ok());
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  Connection conn(loop.value().get(), sv[0], "pair", nullptr, false);
+  conn.set_input_limit({20000, 5000});  // 20 kB/s, 5 kB burst
+  Collector h;
+  ASSERT_TRUE(conn.start(&h).ok());
+  std::string data;
+  for (int i = 0; data.size() < 25000; ++i)
+    data += std::to_string(i) + ",";
+  ASSERT_EQ(write(sv[1], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  uint64_t start = core::Loop::now_ms();
+  bool saw_pause = false;
+  size_t max_ahead = 0;  // bytes read beyond what the rate allows
+  std::function<void()> watch = [&] {
+    if (conn.input_paused()) saw_pause = true;
+    uint64_t elapsed = core::Loop::now_ms() - start;
+    size_t allowed = 5000 + static_cast<size_t>(elapsed * 20);
+    if (h.got.size() > allowed) max_ahead = std::max(max_ahead, h.got.size() - allowed);
+    if (h.got.size() >= data.size() || elapsed > 5000) {
+      loop.value()->stop();
+      return;
+    }
+    loop.value()->add_timer(5, watch);
+  };
+  loop.value()->add_timer(5, watch);
+  loop.value()->run();
+  EXPECT_EQ(h.got, data);  // every byte, in order
+  EXPECT_TRUE(saw_pause);
+  EXPECT_EQ(max_ahead, 0u);
+  uint64_t took = h.last_ms - start;
+  // (data - burst) / rate = about 1 s.
+  double expected = (static_cast<double>(data.size()) - 5000) / 20.0;
+  EXPECT_GE(took, expected * 0.9);
+  EXPECT_LE(took, expected * 1.5 + 100);
+  EXPECT_FALSE(h.closed);
+  close(sv[1]);
+}
+
+TEST(ConnectionInputLimit, NoLimitReadsAtOnce) {
+  auto loop = core::Loop::create();
+  ASSERT_TRUE(loop.ok());
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  Connection conn(loop.value().get(), sv[0], "pair", nullptr, false);
+  Collector h;
+  ASSERT_TRUE(conn.start(&h).ok());
+  std::string data(60000, 'y');
+  ASSERT_EQ(write(sv[1], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  uint64_t start = core::Loop::now_ms();
+  std::function<void()> watch = [&] {
+    if (h.got.size() >= data.size() || core::Loop::now_ms() - start > 2000) {
+      loop.value()->stop();
+      return;
+    }
+    loop.value()->add_timer(1, watch);
+  };
+  loop.value()->add_timer(1, watch);
+  loop.value()->run();
+  EXPECT_EQ(h.got.size(), data.size());
+  EXPECT_FALSE(conn.input_paused());
+  EXPECT_LT(h.last_ms - start, 500u);
+  close(sv[1]);
 }
 
 }  // namespace
