@@ -719,7 +719,7 @@ const std::vector<Row>& rows() {
          return u32_value(r, v, &c->pep.max_item_size);
        }},
       {{"limits", "max_per_ip", KeyType::kInt, "10", false,
-        "Concurrent connections one IP address may hold (1 to 100000); loopback and "
+        "Concurrent connections one IP address (an IPv6 /64) may hold (1 to 100000); loopback and "
         "trusted_networks are exempt."},
        1,
        100000,
@@ -754,8 +754,8 @@ const std::vector<Row>& rows() {
          return bool_value(r, v, &c->limits.trust_loopback);
        }},
       {{"limits", "connect_rate", KeyType::kInt, "30", false,
-        "New connections one IP address may open per minute (1 to 100000); more are closed at "
-        "once."},
+        "New connections one IP address (an IPv6 /64) may open per minute (1 to 100000); more are "
+        "closed at once."},
        1,
        100000,
        "",
@@ -779,8 +779,9 @@ const std::vector<Row>& rows() {
          return u32_value(r, v, &c->limits.preauth_idle_timeout);
        }},
       {{"limits", "c2s_rate", KeyType::kInt, "10000", false,
-        "Bytes per second read from a logged-in client (1000 to 100000000); above it the server "
-        "stops reading from that socket for a while."},
+        "Bytes per second read from a client, counted as received (TLS included) from the first "
+        "byte (1000 to 100000000); above it the server stops reading from that socket for a "
+        "while."},
        1000,
        100000000,
        "",
