@@ -52,8 +52,8 @@ std::string now_utc() {
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
   char buf[96];  // room for any int the compiler imagines
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
            static_cast<int>(ts.tv_nsec / 1000000) % 1000);
   return buf;
 }
