@@ -10,6 +10,7 @@
 #   make bench       footprint numbers: binary size, start-up time, RSS (tests/bench)
 #   make bench-compare   Hearth vs Debian's Prosody side by side (tests/bench/compare.py;
 #                    BENCH_ARGS="--steps 100,1000,10000" for the 10 000-session figure)
+#   make bench-hotpath   instructions per routed chat message under callgrind (tests/bench/hotpath.sh)
 BUILD ?= build
 ARCH ?= aarch64
 CROSS_BUILD ?= build-$(ARCH)
@@ -19,7 +20,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DHEARTH_WERROR=ON
 endif
 
-.PHONY: all build configure deps run test unit cross-test bench bench-compare clean format
+.PHONY: all build configure deps run test unit cross-test bench bench-compare bench-hotpath clean format
 
 all: build
 
@@ -67,6 +68,13 @@ bench-compare: deps configure
 	@cmake -S . -B $(BUILD) -DHEARTH_BENCH=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target hearth hearth-bench
 	@/usr/bin/python3 tests/bench/compare.py --hearth $(BUILD)/hearth --bench $(BUILD)/hearth-bench $(BENCH_ARGS)
+
+# Instructions per routed chat message (parse, route with the default
+# modules, serialize; in memory) under valgrind --tool=callgrind.
+bench-hotpath: deps configure
+	@cmake -S . -B $(BUILD) -DHEARTH_BENCH=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target hotpath
+	@sh tests/bench/hotpath.sh $(BUILD)
 
 cross-test:
 	@CMAKE_FLAGS="$(CMAKE_FLAGS)" JOBS=$(JOBS) sh tools/cross-test.sh $(ARCH) $(CROSS_BUILD)
