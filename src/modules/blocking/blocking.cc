@@ -195,15 +195,47 @@ class BlockingModule : public Module, public BlockingService {
     ctx.on_session(SessionEvent::kClosed, kPriorityDefault,
                    [this](xmpp::Session& s) { interested_.erase(&s); });
     ctx.provide<BlockingService>(this);
+    load_blockers();
   }
 
   bool is_blocked(std::string_view user, const xmpp::Jid& jid) const override {
+    // Most accounts block nobody: they cost no read transaction (this runs
+    // several times per routed stanza).
+    if (blockers_.find(user) == blockers_.end()) return false;
     return list().matches(user, jid);
   }
 
  private:
   blocking::Blocklist list() const {
     return blocking::Blocklist(ctx_.db(), ctx_.table(blocking::kTable));
+  }
+
+  // The accounts whose blocklist is not empty, read once at start; this
+  // module is the table's only writer while the server runs (account
+  // deletion only removes keys, which leaves a harmless extra name here).
+  void load_blockers() {
+    auto txn = ctx_.db().read();
+    if (!txn) {
+      HEARTH_ERROR("blocking", "read transaction: %s", txn.error().message.c_str());
+      return;
+    }
+    Status s = txn->for_each(ctx_.table(blocking::kTable), {},
+                             [&](std::string_view key, std::string_view) {
+                               size_t zero = key.find('\0');
+                               if (zero != std::string_view::npos)
+                                 blockers_.emplace(key.substr(0, zero));
+                               return true;
+                             });
+    if (!s) HEARTH_ERROR("blocking", "reading the blocklists: %s", s.error().message.c_str());
+  }
+
+  void note_blocker(const std::string& user) {
+    auto items = list().items(user);
+    if (items && items->empty()) {
+      blockers_.erase(user);
+    } else {
+      blockers_.insert(user);
+    }
   }
 
   static bool same_account(const xmpp::Jid& a, const xmpp::Jid& b) {
@@ -354,6 +386,7 @@ class BlockingModule : public Module, public BlockingService {
     } else {
       s = bl.remove(user, jids, &changed);
     }
+    note_blocker(user);
     if (!s) {
       HEARTH_ERROR("blocking", "writing the blocklist: %s", s.error().message.c_str());
       return ctx_.error(ev, "wait", "internal-server-error");
@@ -436,6 +469,11 @@ class BlockingModule : public Module, public BlockingService {
   // Sessions that asked for the blocklist (XEP-0191 §3.2); removed when
   // they close, so no pointer outlives its session.
   std::unordered_set<xmpp::Session*> interested_;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_set<std::string, Hash, std::equal_to<>> blockers_;
   uint64_t push_id_ = 0;
   bool bypass_sender_block_ = false;
 };
