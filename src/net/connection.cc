@@ -105,8 +105,7 @@ void Connection::send(std::string_view data) {
       doom("tls write failed");
       return;
     }
-    out_.append(tls_->outgoing());
-    tls_->outgoing().clear();
+    take_tls_output();
   } else {
     out_.append(data);
   }
@@ -140,8 +139,7 @@ void Connection::close() {
   state_ = State::kClosing;
   if (tls_) {
     tls_->shutdown();
-    out_.append(tls_->outgoing());
-    tls_->outgoing().clear();
+    take_tls_output();
   }
   close_timer_ = loop_->add_timer(kCloseGraceMs, [this] {
     close_timer_ = 0;
@@ -228,8 +226,7 @@ void Connection::pump_tls() {
   g_plain.clear();
   TlsSession::State st = tls_->read(&g_plain);
   if (!tls_->outgoing().empty()) {
-    out_.append(tls_->outgoing());
-    tls_->outgoing().clear();
+    take_tls_output();
     schedule_flush();
   }
   if (st == TlsSession::State::kError) {
@@ -256,6 +253,24 @@ void Connection::pump_tls() {
   if (st == TlsSession::State::kClosed) finish("peer sent close_notify");
 }
 
+// Idle sessions hold no output buffer at all: an idle client costs what its
+// state needs, not the capacity of the biggest burst it ever received (the
+// handshake flight, a roster). When nothing of ours waits, the ciphertext
+// buffer is adopted instead of copied, and TLS starts its next record in an
+// empty string; flush() frees out_ once it is sent.
+void Connection::take_tls_output() {
+  std::string& pending = tls_->outgoing();
+  if (pending.empty()) return;
+  if (out_pos_ == out_.size()) {
+    out_.swap(pending);
+    out_pos_ = 0;
+    std::string().swap(pending);
+  } else {
+    out_.append(pending);
+    pending.clear();
+  }
+}
+
 void Connection::flush() {
   if (state_ == State::kClosed) return;
   if (doomed_ != nullptr) {
@@ -273,10 +288,9 @@ void Connection::flush() {
     out_pos_ += static_cast<size_t>(n);
   }
   if (out_pos_ == out_.size()) {
-    out_.clear();
+    // Idle connections keep no buffer (see take_tls_output).
+    std::string().swap(out_);
     out_pos_ = 0;
-    // Idle buffers shrink: keep small connections small.
-    if (out_.capacity() > 16384) out_.shrink_to_fit();
     if (state_ == State::kClosing) {
       ::shutdown(fd_, SHUT_WR);
       finish("closed");

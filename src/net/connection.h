@@ -95,6 +95,8 @@ class Connection : public core::IoHandler {
   enum class State { kOpen, kClosing, kClosed };
   void handle_read();
   void pump_tls();
+  // Moves the ciphertext TLS queued into out_.
+  void take_tls_output();
   void finish(std::string_view reason);
   void update_events();
   void schedule_flush();
