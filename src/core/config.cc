@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "core/ini.h"
 
@@ -313,54 +314,16 @@ std::string set_disabled_modules(const Row& row, std::string_view raw, Config* c
   return {};
 }
 
-// A duration: a number with a unit s, m, h, d or w (a bare number is
-// seconds), or "never" (0).
+// A duration in the INI (parse_duration()).
 std::string duration_value(const Row& row, std::string_view raw, uint64_t* out) {
   std::string text;
   if (std::string err = string_value(row, raw, &text); !err.empty()) return err;
-  auto bad = [&] {
+  std::optional<uint64_t> seconds = parse_duration(text);
+  if (!seconds) {
     return name_of(row) + " must be a duration like 30d, 1w, 12h, 90m or 3600s, or never, got " +
            ini::quoted(text) + "; " + hint(row);
-  };
-  if (text == "never") {
-    *out = 0;
-    return {};
   }
-  if (text.empty()) return bad();
-  uint64_t unit = 1;
-  std::string_view digits = text;
-  switch (text.back()) {
-    case 's':
-      unit = 1;
-      break;
-    case 'm':
-      unit = 60;
-      break;
-    case 'h':
-      unit = 3600;
-      break;
-    case 'd':
-      unit = 86400;
-      break;
-    case 'w':
-      unit = 604800;
-      break;
-    default:
-      if (text.back() < '0' || text.back() > '9') return bad();
-      unit = 0;
-  }
-  if (unit != 0)
-    digits.remove_suffix(1);
-  else
-    unit = 1;
-  if (digits.empty() || digits.size() > 9) return bad();
-  uint64_t n = 0;
-  for (char ch : digits) {
-    if (ch < '0' || ch > '9') return bad();
-    n = n * 10 + static_cast<uint64_t>(ch - '0');
-  }
-  if (n == 0) return bad();
-  *out = n * unit;
+  *out = *seconds;
   return {};
 }
 
@@ -1038,6 +1001,45 @@ std::string at(std::string_view filename, int line) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> parse_duration(std::string_view text) {
+  if (text == "never") return uint64_t{0};
+  if (text.empty()) return std::nullopt;
+  uint64_t unit = 1;
+  std::string_view digits = text;
+  switch (text.back()) {
+    case 's':
+      unit = 1;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    case 'w':
+      unit = 604800;
+      break;
+    default:
+      unit = 0;  // a bare number of seconds, or garbage (checked below)
+  }
+  if (unit != 0) {
+    digits.remove_suffix(1);
+  } else {
+    unit = 1;
+  }
+  if (digits.empty() || digits.size() > 9) return std::nullopt;
+  uint64_t n = 0;
+  for (char ch : digits) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  if (n == 0) return std::nullopt;
+  return n * unit;
+}
 
 bool Config::module_enabled(std::string_view name) const {
   return std::find(disabled_modules.begin(), disabled_modules.end(), name) ==

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -134,6 +135,11 @@ struct KeyInfo {
 
 // All keys, in the order config/hearth.ini documents them.
 const std::vector<KeyInfo>& schema();
+
+// A duration as the INI writes it: a number with a unit s, m, h, d or w (a
+// bare number is seconds; at most 9 digits, not 0), or "never" (0).
+// nullopt when it is none of these.
+std::optional<uint64_t> parse_duration(std::string_view text);
 
 // Parse INI text. `filename` only labels error messages.
 Result<Config> parse(std::string_view text, std::string_view filename);

@@ -41,19 +41,8 @@ class AuthAccounts final : public modules::AccountBackend {
 
   void set_password(const std::string& localpart, std::string password,
                     std::function<void(Status)> done) override {
-    if (password.size() > ipc::kMaxPassword) {
-      // The worker would take an over-long field as a protocol violation.
-      sodium_memzero(password.data(), password.size());
-      done(make_error("the password is longer than " + std::to_string(ipc::kMaxPassword) +
-                      " bytes"));
-      return;
-    }
-    ipc::AccountRequest req;
-    req.op = ipc::AccountRequest::Op::kSetPassword;
-    req.username = localpart;
-    req.password = std::move(password);
-    req.iterations = iterations_;
-    send(req, std::move(done));
+    with_password(ipc::AccountRequest::Op::kSetPassword, localpart, std::move(password),
+                  std::move(done));
   }
 
   void remove(const std::string& localpart, std::function<void(Status)> done) override {
@@ -65,21 +54,28 @@ class AuthAccounts final : public modules::AccountBackend {
 
   void create(const std::string& localpart, std::string password,
               std::function<void(Status)> done) override {
+    with_password(ipc::AccountRequest::Op::kCreate, localpart, std::move(password),
+                  std::move(done));
+  }
+
+ private:
+  void with_password(ipc::AccountRequest::Op op, const std::string& localpart, std::string password,
+                     std::function<void(Status)> done) {
     if (password.size() > ipc::kMaxPassword) {
+      // The worker would take an over-long field as a protocol violation.
       sodium_memzero(password.data(), password.size());
       done(make_error("the password is longer than " + std::to_string(ipc::kMaxPassword) +
                       " bytes"));
       return;
     }
     ipc::AccountRequest req;
-    req.op = ipc::AccountRequest::Op::kCreate;
+    req.op = op;
     req.username = localpart;
     req.password = std::move(password);
     req.iterations = iterations_;
     send(req, std::move(done));
   }
 
- private:
   void send(ipc::AccountRequest& req, std::function<void(Status)> done) {
     std::string payload = req.encode();
     req.wipe();

@@ -2,8 +2,7 @@
 
 #include <sodium.h>
 
-#include <charconv>
-
+#include "core/config.h"
 #include "modules/module.h"
 #include "storage/codec.h"
 
@@ -141,42 +140,13 @@ std::string invite_uri(const Invite& invite, std::string_view domain) {
 }
 
 Result<uint64_t> parse_invite_duration(std::string_view text) {
-  if (text == "never") return uint64_t{0};
-  auto bad = [&] {
+  // The INI's durations (config::parse_duration), with the CLI's message.
+  std::optional<uint64_t> seconds = config::parse_duration(text);
+  if (!seconds) {
     return make_error("'" + std::string(text) +
                       "' is not a duration like 7d, 2w, 12h, 90m or 3600s (or never)");
-  };
-  if (text.empty()) return bad();
-  uint64_t unit = 1;
-  std::string_view digits = text;
-  char last = text.back();
-  if (last < '0' || last > '9') {
-    switch (last) {
-      case 's':
-        unit = 1;
-        break;
-      case 'm':
-        unit = 60;
-        break;
-      case 'h':
-        unit = 3600;
-        break;
-      case 'd':
-        unit = 86400;
-        break;
-      case 'w':
-        unit = 7 * 86400;
-        break;
-      default:
-        return bad();
-    }
-    digits.remove_suffix(1);
   }
-  uint64_t n = 0;
-  if (digits.empty() || digits.size() > 9) return bad();
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-  if (ec != std::errc() || end != digits.data() + digits.size() || n == 0) return bad();
-  return n * unit;
+  return *seconds;
 }
 
 Result<std::optional<Invite>> load_invite(storage::Env& db, storage::Dbi table,
