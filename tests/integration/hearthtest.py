@@ -434,6 +434,7 @@ class XmppClient:
 
     def __init__(self, sock, timeout=TIMEOUT, name="client"):
         self.sock = sock
+        self.recv_size = 65536  # bytes per read (smaller leaves data unread in the kernel)
         self.timeout = timeout
         self.name = name
         self.received = bytearray()
@@ -533,7 +534,7 @@ class XmppClient:
             raise socket.timeout()
         self.sock.settimeout(remaining)
         try:
-            data = self.sock.recv(65536)
+            data = self.sock.recv(self.recv_size)
         except socket.timeout:
             raise
         except ssl.SSLError as e:

@@ -18,6 +18,7 @@ import slixmpp
 from conftest import USERS
 from hearthtest import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, XmppClient, body_of, show,
                         stanza_error_condition, tag)
+from test_login import loop  # noqa: F401 (the slixmpp event-loop fixture)
 
 NS_REGISTER = "jabber:iq:register"
 NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register"
@@ -456,20 +457,6 @@ def test_no_admin_message_when_notify_admins_is_off(make_server):
 # slixmpp (python3-slixmpp 1.8.3): XEP-0077 with force_registration; the
 # <preauth/> IQ (which slixmpp does not know) is sent from its 'register'
 # handler as a raw child of an IQ.
-
-
-@pytest.fixture
-def loop():
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield loop
-    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    for t in pending:
-        t.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    asyncio.set_event_loop(None)
-    loop.close()
 
 
 def test_slixmpp_registers_with_an_invite(server, loop):

@@ -77,7 +77,6 @@ class SmClient(XmppClient):
         self.auto_ack = True
         self.acked = 0  # the last h this client sent in an <a/>
         self.requests = 0  # <r/> received from the server
-        self.recv_size = 65536
         self._resume_h = None
         self.arrival = {}  # id(element) -> when it was read
         self._out_parser = None
@@ -109,29 +108,6 @@ class SmClient(XmppClient):
                     self.ack()
                     continue
             i += 1
-
-    def _read_some(self, deadline):
-        """As XmppClient's, with a configurable read size (a small one
-        leaves stanzas unread in the socket, in flight, when it is killed)."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise socket.timeout()
-        self.sock.settimeout(remaining)
-        try:
-            data = self.sock.recv(self.recv_size)
-        except socket.timeout:
-            raise
-        except ssl.SSLError as e:
-            self.tls_error = e
-            data = b""
-        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
-            data = b""
-        if not data:
-            self.eof = True
-            return False
-        self.received += data
-        self._feed(data)
-        return True
 
     # -- counting what leaves
 
