@@ -163,10 +163,23 @@ int keyholder_main() {
     return fail_role("keyholder", s.error());
   Result<std::string> fingerprint = net::certificate_fingerprint(cert);
   if (!fingerprint.ok()) return fail_role("keyholder", fingerprint.error());
+  net::release_ecc_tables();
   if (Status s = enter_sandbox(Role::kKeyholder, cfg.value(), true); !s.ok())
     return fail_role("keyholder", s.error());
 
+  // The ECC table signing builds (about 820 KB, see release_ecc_tables)
+  // pays off in a burst of logins; a server that signs now and then, as a
+  // family's does, gives it back after kReleaseTablesAfterMs without one.
+  constexpr int kReleaseTablesAfterMs = 10000;
+  bool may_hold_tables = true;
   for (;;) {
+    if (may_hold_tables) {
+      pollfd p{kChannelFd, POLLIN, 0};
+      if (poll(&p, 1, kReleaseTablesAfterMs) == 0) {
+        net::release_ecc_tables();
+        may_hold_tables = false;
+      }
+    }
     Result<ipc::Frame> in = ipc::recv_frame_blocking(kChannelFd, -1);
     if (!in.ok()) {
       if (ipc::is_peer_closed(in.error())) return 0;  // the reactor is gone
@@ -187,6 +200,7 @@ int keyholder_main() {
       }
       ipc::SignReply reply;
       Result<std::string> sig = signer.value()->sign(req.value());
+      may_hold_tables = true;
       reply.ok = sig.ok();
       if (sig.ok())
         reply.signature = std::move(sig.value());
