@@ -10,7 +10,12 @@
 // every --batch messages (default 1: each message is its own turn, as on a
 // quiet server).
 //
-//   hotpath --iterations N [--batch B] [--no-mam] [--warmup W]
+//   hotpath --iterations N [--batch B] [--no-mam] [--warmup W] [--presence R]
+//
+// With --presence R, each iteration is instead one available presence of
+// alice broadcast to R contacts (each with one bound session, subscribed
+// to her), turn end included; collect hearth_hotpath_presence and divide
+// by N * R for the cost per presence recipient.
 //
 // prints the wall time per message. Under callgrind, collect only
 // hearth_hotpath_message (one call = one routed message, turn end included
@@ -138,6 +143,9 @@ struct Options {
   uint64_t warmup = 200;
   uint64_t batch = 1;
   bool mam = true;
+  // --presence R: instead of messages, one available presence of a hub
+  // broadcast to R contacts' sessions per iteration.
+  uint64_t presence = 0;
 };
 
 bool parse_args(int argc, char** argv, Options* o) {
@@ -155,6 +163,8 @@ bool parse_args(int argc, char** argv, Options* o) {
       if (!number(&o->warmup)) return false;
     } else if (a == "--batch") {
       if (!number(&o->batch) || o->batch == 0) return false;
+    } else if (a == "--presence") {
+      if (!number(&o->presence) || o->presence == 0) return false;
     } else if (a == "--no-mam") {
       o->mam = false;
     } else {
@@ -227,8 +237,53 @@ class Bench {
     }
     if (!alice_.carbons() || !bob_.carbons() || !alice_.available() || !bob_.available())
       return make_error("setup: the sessions are not available with carbons on");
+    if (o.presence > 0) return open_contacts(o.presence);
     return {};
   }
+
+  // R contacts of alice, each online with one session, subscribed to
+  // alice's presence (alice's roster: subscription 'from' for each).
+  Status open_contacts(uint64_t r) {
+    std::vector<std::string> names{"alice", "bob"};
+    for (uint64_t i = 0; i < r; ++i)
+      names.push_back("c" + std::to_string(i));
+    host_->set_users(names);
+    for (uint64_t i = 0; i < r; ++i) {
+      auto session =
+          std::make_unique<MemorySession>("c" + std::to_string(i) + "@example.org/pc", &raw_);
+      auto stream = std::make_unique<MemoryStream>(session.get(), &raw_);
+      router_.bind(session.get());
+      host_->session_bound(*session);
+      if (!stream->feed(kStreamHeader) || !stream->feed("<presence/>"))
+        return make_error("contact setup refused");
+      host_->end_turn();
+      if (!stream->feed("<presence to='alice@example.org' type='subscribe'/>"))
+        return make_error("contact subscribe refused");
+      host_->end_turn();
+      std::string ok = "<presence to='c" + std::to_string(i) + "@example.org' type='subscribed'/>";
+      if (!alice_stream_.feed(ok)) return make_error("subscribed refused");
+      host_->end_turn();
+      contacts_.push_back(std::move(session));
+      contact_streams_.push_back(std::move(stream));
+    }
+    return {};
+  }
+
+  // One broadcast of alice's available presence to her R contacts (and
+  // her own sessions), then the turn end.
+  bool presence() {
+    std::string p = "<presence><status>round " + std::to_string(++round_) + "</status></presence>";
+    bool ok = alice_stream_.feed(p);
+    host_->end_turn();
+    return ok;
+  }
+  uint64_t contact_deliveries() const {
+    uint64_t n = 0;
+    for (const auto& c : contacts_)
+      n += c->delivered();
+    return n;
+  }
+  const MemorySession& contact(size_t i) const { return *contacts_[i]; }
 
   // One message: parse, route, deliver (serialise); the turn end after
   // every batch_ messages.
@@ -278,6 +333,9 @@ class Bench {
   MemoryStream bob_stream_{&bob_, &raw_};
   uint64_t batch_ = 1;
   uint64_t in_turn_ = 0;
+  uint64_t round_ = 0;
+  std::vector<std::unique_ptr<MemorySession>> contacts_;
+  std::vector<std::unique_ptr<MemoryStream>> contact_streams_;
 };
 
 Bench* g_bench = nullptr;
@@ -291,14 +349,64 @@ extern "C" __attribute__((noinline)) bool hearth_hotpath_message() {
   return hearth::bench::g_bench->message();
 }
 
+// One presence broadcast to --presence R contacts (callgrind:
+// --toggle-collect=hearth_hotpath_presence; Ir / R per recipient).
+extern "C" __attribute__((noinline)) bool hearth_hotpath_presence() {
+  return hearth::bench::g_bench->presence();
+}
+
+namespace hearth::bench {
+namespace {
+
+int run_presence(Bench& bench, const Options& o) {
+  for (uint64_t i = 0; i < o.warmup; ++i) {
+    if (!bench.presence()) return 1;
+  }
+  const uint64_t before = bench.contact_deliveries();
+  auto cpu_now = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+  };
+  const double c0 = cpu_now();
+  for (uint64_t i = 0; i < o.iterations; ++i) {
+    if (!hearth_hotpath_presence()) {
+      std::fprintf(stderr, "hotpath: broadcast %llu refused\n", static_cast<unsigned long long>(i));
+      return 1;
+    }
+  }
+  const double cpu_ns = cpu_now() - c0;
+  const uint64_t delivered = bench.contact_deliveries() - before;
+  const uint64_t expected = o.iterations * o.presence;
+  std::printf("broadcasts: %llu  contacts: %llu  mam: %s\n",
+              static_cast<unsigned long long>(o.iterations),
+              static_cast<unsigned long long>(o.presence), o.mam ? "on" : "off");
+  std::printf("delivered to contacts: %llu\n", static_cast<unsigned long long>(delivered));
+  std::printf("last delivered: %s\n", bench.contact(0).last().c_str());
+  std::printf("CPU time per presence recipient: %.2f us\n",
+              cpu_ns / 1000.0 / static_cast<double>(expected));
+  if (delivered != expected) {
+    std::fprintf(stderr, "hotpath: contacts received %llu of %llu presences\n",
+                 static_cast<unsigned long long>(delivered),
+                 static_cast<unsigned long long>(expected));
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace hearth::bench
+
 int main(int argc, char** argv) {
   using namespace hearth::bench;
   Options o;
   if (!parse_args(argc, argv, &o)) {
     std::fprintf(stderr,
                  "usage: hotpath [--iterations N] [--batch B] [--warmup W] [--no-mam]\n"
+                 "               [--presence R]\n"
                  "  routes N chat messages alice -> bob in memory; the turn end (mam's\n"
-                 "  LMDB commit) runs after every B messages\n");
+                 "  LMDB commit) runs after every B messages\n"
+                 "  --presence R: N broadcasts of alice's presence to R subscribed contacts\n");
     return 2;
   }
   auto bench = std::make_unique<Bench>();
@@ -307,6 +415,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   g_bench = bench.get();
+  if (o.presence > 0) {
+    int rc = run_presence(*bench, o);
+    g_bench = nullptr;
+    return rc;
+  }
   // Warm-up (caches, hash tables, the arenas' first blocks): not measured.
   for (uint64_t i = 0; i < o.warmup; ++i) {
     if (!bench->message()) return 1;

@@ -1,10 +1,11 @@
-"""Top functions of a callgrind_annotate listing, per routed message.
+"""Top functions of a callgrind_annotate listing, per routed message (or
+per presence recipient: ITERATIONS is then broadcasts x contacts).
 
 Reads `callgrind_annotate --inclusive=yes|no` on stdin. callgrind_annotate
 lists a function once per source file its inlined code came from; this
 merges those rows (largest Ir for inclusive, sum for self), drops the
 frames around the measured function (main, libc start, the
-hearth_hotpath_message wrapper) and shortens C++ names to
+hearth_hotpath_message / hearth_hotpath_presence wrappers) and shortens C++ names to
 namespace::function.
 
 usage: top_functions.py yes|no ITERATIONS TOP TOTAL_IR
@@ -34,7 +35,8 @@ def main():
     inclusive = sys.argv[1] == "yes"
     iterations, top, total = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     row = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*)$")
-    skip = ("PROGRAM TOTALS", "(below main)", "__libc_start", ":main", "hearth_hotpath_message")
+    skip = ("PROGRAM TOTALS", "(below main)", "__libc_start", ":main", "hearth_hotpath_message",
+            "hearth_hotpath_presence")
     merged, objects, in_table = {}, {}, False
     for line in sys.stdin:
         if line.startswith("Ir") and "file:function" in line:
@@ -74,7 +76,7 @@ def main():
         else:
             merged[key] = merged.get(key, 0) + ir
     kind = "inclusive" if inclusive else "self"
-    print(f"top {top} functions by {kind} Ir (per message, % of the message):")
+    print(f"top {top} functions by {kind} Ir (per unit, % of the total):")
     for key, ir in sorted(merged.items(), key=lambda kv: -kv[1])[:top]:
         where = f" [{objects[key]}]" if key in objects else ""
         print(f"  {ir / iterations:10.0f}  {100.0 * ir / total:5.1f}%  {key}{where}")
