@@ -135,6 +135,38 @@ Status check_label(std::string_view in, std::u32string_view label) {
   return {};
 }
 
+// The common case of a domainpart, a DNS name of ASCII letters, digits,
+// '-' and '.' (an optional trailing dot), checked and lowercased without
+// the general mapping: false (and `out` untouched) for anything else,
+// which the general path then handles, errors included. Routing parses
+// several JIDs per stanza and per presence recipient.
+bool ascii_dns_name(std::string_view in, std::string* out) {
+  if (!in.empty() && in.back() == '.') in.remove_suffix(1);
+  if (in.empty() || in.size() > kMaxDnsNameBytes) return false;
+  bool letter = false;  // digits and dots only: the IPv4 path
+  size_t label = 0;     // bytes of the current label
+  char prev = '.';
+  for (char c : in) {
+    if (c == '.') {
+      if (label == 0 || prev == '-') return false;
+      label = 0;
+    } else {
+      const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+      if (!alpha && !(c >= '0' && c <= '9') && c != '-') return false;
+      if (c == '-' && label == 0) return false;
+      if (++label > kMaxLabelBytes) return false;
+      letter |= alpha || c == '-';
+    }
+    prev = c;
+  }
+  if (label == 0 || prev == '-' || !letter) return false;
+  out->assign(in);
+  for (char& c : *out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return true;
+}
+
 bool all_digits_and_dots(std::u32string_view s) {
   for (char32_t c : s) {
     if (!(c == '.' || (c >= '0' && c <= '9'))) return false;
@@ -241,6 +273,7 @@ Result<std::string> normalize_domainpart(std::string_view in) {
     }
     return "[" + ascii_lower(inner) + "]";
   }
+  if (std::string fast; ascii_dns_name(in, &fast)) return fast;
 
   std::u32string cps;
   if (uc::is_ascii(in)) {

@@ -2,9 +2,12 @@
 // 14.0): width mapping, str.lower(), unicodedata.normalize('NFC').
 #include "xmpp/jid.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <string>
+#include <vector>
 
 namespace hearth::xmpp {
 namespace {
@@ -324,6 +327,59 @@ TEST(JidTest, LengthLimits) {
     idn += e31 + ".";
   EXPECT_EQ(normalize_domainpart(idn + std::string(15, 'x')).value().size(), 1023u);
   EXPECT_FALSE(normalize_domainpart(idn + std::string(16, 'x')).ok());
+}
+
+// ASCII domainparts take a fast path (routing parses JIDs for every
+// stanza): every short name over letters, digits, '-', '.' and one
+// forbidden character must come out as the DNS rules say, lowercased.
+TEST(JidTest, AsciiDomainpartsFollowTheDnsRules) {
+  const std::string alphabet = "aZ0-._";
+  auto expected = [](std::string in) -> std::string {
+    if (!in.empty() && in.back() == '.') in.pop_back();
+    if (in.empty()) return "";
+    if (in.find_first_not_of("0123456789.") == std::string::npos) {
+      unsigned char addr[4];
+      return inet_pton(AF_INET, in.c_str(), addr) == 1 ? in : "";
+    }
+    size_t start = 0;
+    while (true) {
+      size_t dot = in.find('.', start);
+      std::string label = in.substr(start, dot == std::string::npos ? dot : dot - start);
+      if (label.empty() || label.front() == '-' || label.back() == '-') return "";
+      for (char c : label)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return "";
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    for (char& c : in)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return in;
+  };
+  std::vector<std::string> names{""};
+  for (size_t len = 1; len <= 5; ++len) {
+    std::vector<std::string> longer;
+    for (const std::string& n : names)
+      if (n.size() == len - 1)
+        for (char c : alphabet)
+          longer.push_back(n + c);
+    names.insert(names.end(), longer.begin(), longer.end());
+  }
+  ASSERT_GT(names.size(), 9000u);
+  for (const std::string& n : names) {
+    std::string want = expected(n);
+    Result<std::string> got = normalize_domainpart(n);
+    if (want.empty()) {
+      EXPECT_FALSE(got.ok()) << "accepted '" << n << "' as '" << got.value() << "'";
+    } else {
+      ASSERT_TRUE(got.ok()) << "refused '" << n << "': " << got.error().message;
+      EXPECT_EQ(got.value(), want) << n;
+    }
+  }
+  // The same through Jid::parse, with a localpart and resource.
+  EXPECT_EQ(full_of("Juliet@Example.COM./Balcony"), "juliet@example.com/Balcony");
+  EXPECT_EQ(full_of("a@1.2.3.4"), "a@1.2.3.4");
+  expect_invalid("a@-example.com", "domainpart");
+  expect_invalid("a@exa_mple.com", "forbidden character '_'");
 }
 
 TEST(JidTest, InvalidUtf8InEveryPart) {
