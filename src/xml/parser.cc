@@ -18,6 +18,13 @@
 //   of the stanza being built. Character data and child lists are gathered in
 //   scratch buffers and copied into the arena once complete, at their exact
 //   size: growing them in a monotonic arena would waste every old copy.
+// - An idle stream holds no parser (hibernate()): at a stanza boundary with
+//   nothing buffered, expat (about 10 KB per stream), the arena (4 KB) and
+//   the scratch buffers are freed; the next feed() re-creates expat and
+//   re-primes it with the synthetic header, as a rotation does. That costs
+//   about two chat messages' worth of parsing (a new parser's hash tables,
+//   its salt, the header's namespace bindings), so it is done when the caller
+//   says the stream is idle, not at every stanza boundary.
 // - Expat >= 2.6 (and Debian's 2.5.0 with its security backports) defers
 //   re-parsing of an incomplete token until enough new bytes arrive; that
 //   would hold back a complete stanza until the next read. It is disabled.
@@ -27,6 +34,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -43,6 +51,7 @@ namespace {
 constexpr char kSep = '\x01';
 constexpr size_t kSliceSize = 4096;
 constexpr uint64_t kRotateBytes = 64 * 1024;
+constexpr size_t kArenaSize = 4096;
 
 // --- Counting allocator for expat ----------------------------------------
 // Expat's memory-handling suite has no user pointer, so the counter to charge
@@ -186,26 +195,24 @@ const char* stream_error_name(StreamError e) {
 struct StreamParser::Impl {
   using UIndex = std::make_unsigned_t<XML_Index>;
 
-  explicit Impl(StreamParser* o) : owner(o) {
-    ChargeTo charge(&expat_bytes);
-    p = XML_ParserCreate_MM("UTF-8", &kMemSuite, &kSep);
-    if (p == nullptr) std::abort();  // out of memory, as operator new would
-    configure();
-  }
-  ~Impl() {
-    ChargeTo charge(&expat_bytes);
-    XML_ParserFree(p);
-  }
+  // Expat and the arena are created by the first feed(), so a connection
+  // that never sends anything costs neither.
+  explicit Impl(StreamParser* o) : owner(o) {}
+  ~Impl() { free_parser(); }
 
   StreamParser* owner;
-  XML_Parser p = nullptr;
+  XML_Parser p = nullptr;  // null before the first feed() and while hibernating
   size_t expat_bytes = 0;  // heap held by expat
-  Arena arena{4096};
-  std::vector<Element*> stack;      // open elements of the current stanza
-  std::vector<Node> pending;        // children of the open elements, innermost last
-  std::vector<size_t> level_start;  // where each open element's children begin in `pending`
-  std::string text_buf;             // character data not yet placed in `pending`
-  unsigned depth = 0;               // open elements, the stream element included
+  // The working set for building stanzas; absent while hibernating.
+  struct Work {
+    Arena arena{kArenaSize};
+    std::vector<Element*> stack;      // open elements of the current stanza
+    std::vector<Node> pending;        // children of the open elements, innermost last
+    std::vector<size_t> level_start;  // where each open element's children begin in `pending`
+    std::string text_buf;             // character data not yet placed in `pending`
+  };
+  std::unique_ptr<Work> w;
+  unsigned depth = 0;  // open elements, the stream element included
 
   // Positions in bytes of real input since the stream (re)started.
   uint64_t fed = 0;             // handed to expat, the current slice included
@@ -223,10 +230,10 @@ struct StreamParser::Impl {
   bool rotate_due = false;
   uint64_t rotate_at = 0;
 
-  // The stream header's qualified name and namespace declarations, to
-  // re-prime a rotated expat document.
-  std::string header_qname;
-  std::vector<std::pair<std::string, std::string>> header_ns;  // prefix, uri
+  // While the header is parsed: its namespace declarations (" xmlns:p='u'").
+  // From on_stream_start on: the synthetic start tag that re-opens the
+  // stream element, with the same declarations, in a fresh expat document.
+  std::string synthetic;
   std::string default_ns;
 
   const ParserLimits& limits() const { return owner->limits_; }
@@ -254,13 +261,32 @@ struct StreamParser::Impl {
     XML_SetSkippedEntityHandler(p, &Impl::on_skipped_entity);
   }
 
-  // Starts a new expat document and forgets all stream state.
-  void reset_all() {
+  void create_parser() {
     {
       ChargeTo charge(&expat_bytes);
-      XML_ParserReset(p, "UTF-8");
+      p = XML_ParserCreate_MM("UTF-8", &kMemSuite, &kSep);
     }
+    if (p == nullptr) std::abort();  // out of memory, as operator new would
     configure();
+    if (!w) w = std::make_unique<Work>();
+  }
+
+  void free_parser() {
+    if (p == nullptr) return;
+    ChargeTo charge(&expat_bytes);
+    XML_ParserFree(p);
+    p = nullptr;
+  }
+
+  // Starts a new expat document and forgets all stream state.
+  void reset_all() {
+    if (p != nullptr) {
+      {
+        ChargeTo charge(&expat_bytes);
+        XML_ParserReset(p, "UTF-8");
+      }
+      configure();
+    }
     clear_tree();
     depth = 0;
     fed = 0;
@@ -274,8 +300,7 @@ struct StreamParser::Impl {
     ended = false;
     replaying = false;
     rotate_due = false;
-    header_qname.clear();
-    header_ns.clear();
+    std::string().swap(synthetic);
     default_ns.clear();
     owner->failed_ = false;
   }
@@ -289,13 +314,20 @@ struct StreamParser::Impl {
       XML_ParserReset(p, "UTF-8");
     }
     configure();
-    std::string synthetic = "<" + header_qname;
-    for (const auto& [prefix, uri] : header_ns) {
-      synthetic += prefix.empty() ? " xmlns='" : " xmlns:" + prefix + "='";
-      append_escaped(&synthetic, uri, true);
-      synthetic += "'";
-    }
-    synthetic += ">";
+    return prime(rotate_at);
+  }
+
+  // Before the first feed() after hibernate() (or ever): a new expat parser,
+  // and if the stream element is open, re-opened as by a rotation.
+  bool wake() {
+    create_parser();
+    if (depth == 0) return true;
+    return prime(fed);
+  }
+
+  // Feeds the synthetic header to a fresh expat document (callbacks muted);
+  // real input continues at absolute position `at`.
+  bool prime(uint64_t at) {
     replaying = true;
     expat_total = static_cast<UIndex>(synthetic.size());
     XML_Status st;
@@ -308,8 +340,23 @@ struct StreamParser::Impl {
     replaying = false;
     muted = false;
     rotate_due = false;
-    instance_start = rotate_at;
+    instance_start = at;
     return st == XML_STATUS_OK && depth == 1;
+  }
+
+  // Between stanzas with every byte fed so far reported (nothing held by
+  // expat: no partial tag, no trailing CR or partial UTF-8 sequence), or
+  // before any byte of a (re)started stream.
+  bool can_hibernate() const {
+    if (in_parse || rotate_due || restart) return false;
+    if (owner->failed_ || ended) return true;  // input is ignored until reset()
+    if (depth == 0) return fed == 0;
+    return depth == 1 && boundary == fed;
+  }
+
+  void hibernate() {
+    free_parser();
+    w.reset();
   }
 
   // Absolute position of the start of the current expat event.
@@ -338,7 +385,11 @@ struct StreamParser::Impl {
   }
 
   size_t tree_bytes() const {
-    return arena.heap_bytes() + pending.capacity() * sizeof(Node) + text_buf.capacity();
+    // An empty std::string's capacity is its inline buffer, not heap.
+    if (!w) return 0;
+    size_t text_heap =
+        w->text_buf.capacity() > std::string().capacity() ? w->text_buf.capacity() : 0;
+    return w->arena.heap_bytes() + w->pending.capacity() * sizeof(Node) + text_heap;
   }
 
   bool check_tree() {
@@ -350,21 +401,22 @@ struct StreamParser::Impl {
   }
 
   void flush_text() {
-    if (text_buf.empty()) return;
-    pending.push_back(Node{nullptr, std::pmr::string(text_buf, arena.resource())});
-    text_buf.clear();
+    if (w->text_buf.empty()) return;
+    w->pending.push_back(Node{nullptr, std::pmr::string(w->text_buf, w->arena.resource())});
+    w->text_buf.clear();
   }
 
   // Drops the stanza tree; scratch buffers grown by a large stanza are
   // returned so an idle connection does not keep them.
   void clear_tree() {
-    stack.clear();
-    pending.clear();
-    level_start.clear();
-    text_buf.clear();
-    arena.reset();
-    if (pending.capacity() > 256) std::vector<Node>().swap(pending);
-    if (text_buf.capacity() > 4096) std::string().swap(text_buf);
+    if (!w) return;
+    w->stack.clear();
+    w->pending.clear();
+    w->level_start.clear();
+    w->text_buf.clear();
+    w->arena.reset();
+    if (w->pending.capacity() > 256) std::vector<Node>().swap(w->pending);
+    if (w->text_buf.capacity() > 4096) std::string().swap(w->text_buf);
   }
 
   // Limits on what expat holds but has not reported yet; after each slice.
@@ -399,7 +451,7 @@ struct StreamParser::Impl {
       fail(StreamError::kPolicyViolation, "too many attributes");
       return false;
     }
-    std::pmr::memory_resource* mr = arena.resource();
+    std::pmr::memory_resource* mr = w->arena.resource();
     e->attrs.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       std::string_view value(atts[2 * i + 1]);
@@ -428,13 +480,17 @@ struct StreamParser::Impl {
       fail(StreamError::kPolicyViolation, "stream header too large");
       return;
     }
-    Element* header = arena.make_element("stream", kNsStream);
+    Element* header = w->arena.make_element("stream", kNsStream);
     if (!add_attrs(header, atts, ns_decls)) return;
-    header_qname = q.prefix.empty() ? std::string("stream") : std::string(q.prefix) + ":stream";
+    std::string decls = std::move(synthetic);
+    synthetic = q.prefix.empty() ? "<stream" : "<" + std::string(q.prefix) + ":stream";
+    synthetic += decls;
+    synthetic += '>';
+    synthetic.shrink_to_fit();  // kept for the life of the stream
     depth = 1;
     boundary = end;
     owner->handler_->on_stream_start(*header);
-    arena.reset();
+    w->arena.reset();
   }
 
   void start(const XML_Char* name, const XML_Char** atts) {
@@ -460,13 +516,13 @@ struct StreamParser::Impl {
       return;
     }
     ++depth;
-    Element* e = arena.make_element(q.local, q.ns);
-    if (!stack.empty()) {
+    Element* e = w->arena.make_element(q.local, q.ns);
+    if (!w->stack.empty()) {
       flush_text();
-      pending.push_back(Node{e, std::pmr::string(arena.resource())});
+      w->pending.push_back(Node{e, std::pmr::string(w->arena.resource())});
     }
-    stack.push_back(e);
-    level_start.push_back(pending.size());
+    w->stack.push_back(e);
+    w->level_start.push_back(w->pending.size());
     if (!add_attrs(e, atts, ns_decls)) return;
     check_tree();
   }
@@ -483,15 +539,15 @@ struct StreamParser::Impl {
     }
     if (depth < 2) return;
     --depth;
-    Element* e = stack.back();
-    stack.pop_back();
+    Element* e = w->stack.back();
+    w->stack.pop_back();
     flush_text();
-    size_t from = level_start.back();
-    level_start.pop_back();
-    e->children.reserve(pending.size() - from);
-    for (size_t i = from; i < pending.size(); ++i)
-      e->children.push_back(std::move(pending[i]));
-    pending.resize(from);
+    size_t from = w->level_start.back();
+    w->level_start.pop_back();
+    e->children.reserve(w->pending.size() - from);
+    for (size_t i = from; i < w->pending.size(); ++i)
+      e->children.push_back(std::move(w->pending[i]));
+    w->pending.resize(from);
     if (!check_tree() || depth > 1) return;
     uint64_t stanza_end = event_end();
     if (!check_stanza_size(stanza_end)) return;
@@ -510,7 +566,7 @@ struct StreamParser::Impl {
     if (muted || replaying) return;
     if (depth >= 2) {
       if (!check_stanza_size(event_end())) return;
-      text_buf.append(s);
+      w->text_buf.append(s);
       check_tree();
     } else if (depth == 1) {
       if (!is_xml_space(s)) {
@@ -527,7 +583,14 @@ struct StreamParser::Impl {
     if (depth == 0) {
       std::string_view pre = prefix != nullptr ? prefix : "";
       std::string_view u = uri != nullptr ? uri : "";
-      header_ns.emplace_back(std::string(pre), std::string(u));
+      synthetic += " xmlns";
+      if (!pre.empty()) {
+        synthetic += ':';
+        synthetic += pre;
+      }
+      synthetic += "='";
+      append_escaped(&synthetic, u, true);
+      synthetic += '\'';
       if (pre.empty()) default_ns.assign(u);
     }
   }
@@ -588,6 +651,11 @@ bool StreamParser::feed(std::string_view data) {
       return false;
     }
   }
+  if (data.empty()) return true;
+  if (s.p == nullptr && !s.wake()) {
+    s.fail(StreamError::kNotWellFormed, "parser restart failed");
+    return false;
+  }
   size_t off = 0;
   while (off < data.size()) {
     size_t n = data.size() - off < kSliceSize ? data.size() - off : kSliceSize;
@@ -646,7 +714,24 @@ std::string_view StreamParser::default_ns() const {
 }
 
 size_t StreamParser::memory_usage() const {
-  return impl_->expat_bytes + impl_->tree_bytes();
+  const Impl& s = *impl_;
+  size_t work = 0;
+  if (s.w) {
+    work = sizeof(Impl::Work) + kArenaSize + s.w->stack.capacity() * sizeof(Element*) +
+           s.w->level_start.capacity() * sizeof(size_t);
+  }
+  return s.expat_bytes + s.tree_bytes() + work;
+}
+
+bool StreamParser::hibernate() {
+  Impl& s = *impl_;
+  if (!s.can_hibernate()) return false;
+  s.hibernate();
+  return true;
+}
+
+bool StreamParser::hibernating() const {
+  return impl_->p == nullptr;
 }
 
 }  // namespace hearth::xml

@@ -72,10 +72,23 @@ class StreamParser {
   // on_stream_start until reset().
   std::string_view default_ns() const;
 
-  // Heap bytes held by expat and by the stanza arena beyond its initial
-  // buffer (for tests and metrics). The parser keeps this bounded: expat's
-  // per-document tables are dropped periodically (see parser.cc).
+  // Heap bytes held by expat, the stanza arena and the scratch buffers (for
+  // tests and metrics). The parser keeps this bounded: expat's per-document
+  // tables are dropped periodically (see parser.cc). 0 while hibernating.
   size_t memory_usage() const;
+
+  // Frees the expat parser, the stanza arena and the scratch buffers if the
+  // stream is between stanzas with nothing buffered (every byte fed so far
+  // was reported; no partial tag, no partial character), so an idle stream
+  // costs (almost) no heap. The next feed() re-creates them and re-opens the
+  // stream element silently with the header's namespace declarations; limits,
+  // byte counters, default_ns() and the stream state carry over unchanged.
+  // Waking costs about as much as parsing two chat messages, so call this
+  // when the connection has been idle for a while, not after every read.
+  // Returns false (and changes nothing) when it cannot hibernate now: in the
+  // middle of a stanza or a partial token, or inside a Handler callback.
+  bool hibernate();
+  bool hibernating() const;
 
   // Do not destroy the parser from inside a Handler callback; defer it.
 
