@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "echo.h"
 #include "procstat.h"
 #include "xml.h"
 
@@ -94,6 +95,19 @@ void Bench::pump(double seconds) {
     loop_.run_once(5);
 }
 
+void Bench::quiesce() {
+  if (s_.pid <= 0) return;
+  int64_t cap = now_ns() + static_cast<int64_t>(s_.timeout * 1e9);
+  int quiet = 0;
+  long long prev = cpu_us();
+  while (quiet < 2 && now_ns() < cap) {
+    pump(0.1);
+    long long cur = cpu_us();
+    quiet = cur - prev < 5000 ? quiet + 1 : 0;  // under 5 % of one core
+    prev = cur;
+  }
+}
+
 int Bench::login_all(const std::vector<Client*>& cs, int concurrency, std::vector<double>* lat_ms,
                      bool close_when_ready) {
   size_t next = 0;
@@ -147,6 +161,7 @@ int Bench::login_all(const std::vector<Client*>& cs, int concurrency, std::vecto
 
 bool Bench::run(const std::string& scenario) {
   fprintf(stderr, "hearth-bench: %s ...\n", scenario.c_str());
+  quiesce();
   int64_t t0 = now_ns();
   bool ok;
   if (scenario == "footprint")
@@ -159,6 +174,8 @@ bool Bench::run(const std::string& scenario) {
     ok = presence();
   else if (scenario == "mam")
     ok = mam();
+  else if (scenario == "echo")
+    ok = echo();
   else {
     fprintf(stderr, "hearth-bench: unknown scenario '%s'\n", scenario.c_str());
     return false;
@@ -179,7 +196,13 @@ bool Bench::footprint() {
   Memory idle = tree_memory(s_.pid);
   add("footprint.idle_rss", static_cast<double>(idle.rss_kib), "KiB");
   add("footprint.idle_pss", static_cast<double>(idle.pss_kib), "KiB");
+  add("footprint.idle_private_dirty", static_cast<double>(idle.private_dirty_kib), "KiB");
   add("footprint.processes", idle.processes, "");
+  for (const ProcessMemory& pm : tree_memory_detail(s_.pid)) {
+    add("footprint.idle_pss." + pm.name, static_cast<double>(pm.memory.pss_kib), "KiB");
+    add("footprint.idle_private_dirty." + pm.name, static_cast<double>(pm.memory.private_dirty_kib),
+        "KiB");
+  }
   std::vector<std::unique_ptr<Client>> clients;
   bool ok = true;
   for (int step : s_.steps) {
@@ -207,6 +230,9 @@ bool Bench::footprint() {
     add(k + "_pss", static_cast<double>(m.pss_kib), "KiB");
     add(k + "_rss_per_session", static_cast<double>(m.rss_kib - idle.rss_kib) / step, "KiB");
     add(k + "_pss_per_session", static_cast<double>(m.pss_kib - idle.pss_kib) / step, "KiB");
+    add(k + "_private_dirty_per_session",
+        static_cast<double>(m.private_dirty_kib - idle.private_dirty_kib) / step, "KiB");
+    add(k + "_bench_rss", static_cast<double>(self_rss_kib()), "KiB");
     fprintf(stderr, "  %d sessions (%d alive) logged in in %.1f s: RSS %ld KiB, PSS %ld KiB\n",
             step, alive, secs, m.rss_kib, m.pss_kib);
     if (alive != step) {
@@ -534,6 +560,97 @@ bool Bench::mam() {
   add_percentiles("mam.query_middle", mid_lat, "ms", false);
   add("mam.short_pages", short_pages, "");
   return short_pages == 0;
+}
+
+// The floor: `messages` against `hearth-bench echo-server` (a bare wolfSSL
+// TLS relay), same pairs, window and duration; each message is a
+// kEchoLineBytes line from connection 2k, relayed to 2k+1.
+bool Bench::echo() {
+  int p = s_.pairs;
+  std::vector<std::unique_ptr<EchoClient>> cs;
+  for (int i = 0; i < 2 * p; ++i)
+    cs.push_back(std::make_unique<EchoClient>(&loop_, &s_.server, i));
+  size_t next = 0;
+  int in_flight = 0;
+  int64_t deadline = now_ns() + static_cast<int64_t>(s_.timeout * 1e9);
+  while (true) {
+    in_flight = 0;
+    int finished = 0;
+    for (size_t i = 0; i < next; ++i) {
+      if (!cs[i]->done()) {
+        ++in_flight;
+      } else if (!cs[i]->ready()) {
+        fprintf(stderr, "hearth-bench: echo: connection %zu: %s\n", i, cs[i]->error().c_str());
+        return false;
+      } else {
+        ++finished;
+      }
+    }
+    if (finished == 2 * p) break;
+    while (next < cs.size() && in_flight < s_.concurrency) {
+      cs[next++]->start();
+      ++in_flight;
+    }
+    if (now_ns() > deadline) {
+      fprintf(stderr, "hearth-bench: echo: connections not ready after %.0f s\n", s_.timeout);
+      return false;
+    }
+    loop_.run_once(5);
+  }
+  std::vector<int> inflight(p, 0);
+  long sent = 0, delivered = 0;
+  bool sending = true;
+  std::vector<double> lat;
+  lat.reserve(200000);
+  auto send_one = [&](int i) {
+    char buf[kEchoLineBytes + 1];
+    int n = snprintf(buf, sizeof buf, "hb %ld %" PRId64 " ", sent, now_ns());
+    memset(buf + n, 'x', static_cast<size_t>(kEchoLineBytes - 1 - n));
+    buf[kEchoLineBytes - 1] = '\n';
+    cs[2 * i]->send(std::string_view(buf, kEchoLineBytes));
+    ++inflight[i];
+    ++sent;
+  };
+  for (int i = 0; i < p; ++i) {
+    cs[2 * i + 1]->on_line = [&](EchoClient& c, std::string_view line) {
+      int64_t t = body_stamp(std::string(line), "hb ");
+      if (t < 0) return;
+      lat.push_back(ms_between(t, now_ns()));
+      ++delivered;
+      int pair = c.id() / 2;
+      --inflight[pair];
+      if (sending && sent < s_.max_messages) send_one(pair);
+    };
+  }
+  long long cpu0 = cpu_us();
+  int64_t t0 = now_ns();
+  for (int i = 0; i < p; ++i)
+    for (int w = 0; w < s_.window; ++w)
+      send_one(i);
+  int64_t stop = t0 + static_cast<int64_t>(s_.duration * 1e9);
+  run_until([&] { return now_ns() >= stop || sent >= s_.max_messages; }, s_.duration + 1);
+  sending = false;
+  bool drained = run_until([&] { return delivered >= sent; }, 10.0);
+  int64_t t1 = now_ns();
+  long long cpu1 = cpu_us();
+  int lost = 0;
+  for (auto& c : cs) {
+    lost += c->ready() ? 0 : 1;
+    c->close();
+  }
+  if (!drained)
+    fprintf(stderr, "hearth-bench: echo: %ld of %ld lines never arrived\n", sent - delivered, sent);
+  if (lost > 0) fprintf(stderr, "hearth-bench: echo: %d connections lost\n", lost);
+  if (delivered == 0) return false;
+  double secs = ms_between(t0, t1) / 1000.0;
+  add("echo.delivered", static_cast<double>(delivered), "");
+  add("echo.rate", static_cast<double>(delivered) / secs, "/s");
+  add_percentiles("echo.latency", lat, "ms", true);
+  if (s_.pid > 0) {
+    add("echo.cpu_per_message", static_cast<double>(cpu1 - cpu0) / static_cast<double>(delivered),
+        "us");
+  }
+  return drained && lost == 0;
 }
 
 void Bench::print_table(const std::string& label) const {

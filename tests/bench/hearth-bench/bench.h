@@ -56,6 +56,7 @@ class Bench {
   bool messages();
   bool presence();
   bool mam();
+  bool echo();
 
   std::unique_ptr<Client> make(int user, const std::string& resource, bool presence);
   // Logs in `cs` with at most `concurrency` in flight; latencies in ms.
@@ -65,6 +66,9 @@ class Bench {
   // Runs the loop until pred() or `timeout` seconds; returns pred().
   bool run_until(const std::function<bool()>& pred, double timeout);
   void pump(double seconds);
+  // Pumps until the server's CPU use falls quiet (what a previous scenario
+  // left, like closing 10 000 sessions, must not count for the next).
+  void quiesce();
   long long cpu_us() const;
   void add(const std::string& key, double value, const std::string& unit);
   void add_percentiles(const std::string& key, std::vector<double> v, const std::string& unit,

@@ -56,7 +56,41 @@ bool tls_init() {
   wolfSSL_CTX_SetMinVersion(g_ctx, WOLFSSL_TLSV1_2);
   // Benchmarks run against a self-signed certificate on loopback.
   wolfSSL_CTX_set_verify(g_ctx, WOLFSSL_VERIFY_NONE, nullptr);
+  // X25519 first, then P-256, as real clients offer them (and the TLS 1.3
+  // key share goes with the first). A P-256 key share from every client
+  // would make Debian's wolfSSL on the server build an FP_ECC table (about
+  // 800 KB) per point used twice, so the server's memory would be the
+  // bench's artefact, not what real clients cost.
+  int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1};
+  if (wolfSSL_CTX_set_groups(g_ctx, groups, 2) != WOLFSSL_SUCCESS) return false;
   return true;
+}
+
+WOLFSSL_CTX* tls_client_ctx() {
+  return g_ctx;
+}
+
+WOLFSSL* tls_new_client(int fd, const std::string& sni) {
+  WOLFSSL* ssl = wolfSSL_new(g_ctx);
+  if (ssl == nullptr) return nullptr;
+  // The TLS 1.3 key share: X25519 alone, so a server that prefers it
+  // answers without a HelloRetryRequest.
+  if (wolfSSL_UseKeyShare(ssl, WOLFSSL_ECC_X25519) != WOLFSSL_SUCCESS) {
+    wolfSSL_free(ssl);
+    return nullptr;
+  }
+  if (!sni.empty()) {
+    wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, sni.data(), static_cast<unsigned short>(sni.size()));
+  }
+  wolfSSL_set_fd(ssl, fd);
+  return ssl;
+}
+
+std::string tls_describe(WOLFSSL* ssl) {
+  const char* v = wolfSSL_get_version(ssl);
+  const char* c = wolfSSL_get_cipher_name(ssl);
+  const char* g = wolfSSL_get_curve_name(ssl);
+  return std::string(v ? v : "?") + " " + (c ? c : "?") + " " + (g ? g : "?");
 }
 
 Client::Client(Loop* loop, const ServerConfig* cfg, SaltCache* cache, int user_index,
@@ -138,13 +172,10 @@ void Client::on_event(uint32_t events) {
 void Client::connected() {
   if (cfg_->tls == TlsMode::kDirect) {
     state_ = State::kTlsHandshake;
-    ssl_ = wolfSSL_new(g_ctx);
+    ssl_ = tls_new_client(fd_, cfg_->domain);
     if (ssl_ == nullptr) return fail("wolfSSL_new");
-    wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, cfg_->domain.data(),
-                   static_cast<unsigned short>(cfg_->domain.size()));
     char proto[] = "xmpp-client";  // XEP-0368
     wolfSSL_UseALPN(ssl_, proto, sizeof proto - 1, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
-    wolfSSL_set_fd(ssl_, fd_);
     handshake();
     return;
   }
@@ -156,6 +187,11 @@ void Client::connected() {
 void Client::handshake() {
   int r = wolfSSL_connect(ssl_);
   if (r == WOLFSSL_SUCCESS) {
+    static bool told = false;
+    if (!told) {
+      told = true;
+      fprintf(stderr, "hearth-bench: TLS: %s\n", tls_describe(ssl_).c_str());
+    }
     tls_want_write_ = false;
     state_ = State::kFeaturesAuth;
     open_stream();
@@ -300,14 +336,11 @@ bool Client::handle(std::string_view el) {
     case State::kStartTls:
       if (name == "proceed") {
         state_ = State::kTlsHandshake;
-        ssl_ = wolfSSL_new(g_ctx);
+        ssl_ = tls_new_client(fd_, cfg_->domain);
         if (ssl_ == nullptr) {
           fail("wolfSSL_new");
           return true;
         }
-        wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, cfg_->domain.data(),
-                       static_cast<unsigned short>(cfg_->domain.size()));
-        wolfSSL_set_fd(ssl_, fd_);
         return false;
       }
       fail("STARTTLS refused: " + std::string(el.substr(0, 200)));

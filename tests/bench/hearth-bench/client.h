@@ -14,6 +14,7 @@
 #include "xml.h"
 
 struct WOLFSSL;
+struct WOLFSSL_CTX;
 
 namespace hearth::bench {
 
@@ -37,6 +38,12 @@ struct ServerConfig {
 
 // Global TLS client context; call once before any Client starts.
 bool tls_init();
+WOLFSSL_CTX* tls_client_ctx();
+// A client session on `fd` from that context: SNI `sni` (if any) and an
+// X25519 key share. Null on failure.
+WOLFSSL* tls_new_client(int fd, const std::string& sni);
+// "TLSv1.3 TLS13-AES128-GCM-SHA256 X25519": what a handshake agreed.
+std::string tls_describe(WOLFSSL* ssl);
 
 class Client : public Handler {
  public:

@@ -3,6 +3,8 @@
 //   hearth-bench --port 5222 --domain localhost --user-pattern bench%d
 //       --password-pattern bench-pass-%d-xq --pid $(pidof hearth)
 //       footprint logins messages presence mam
+//   hearth-bench echo-server --port 5299 --cert cert.pem --key key.pem
+//   hearth-bench --port 5299 --pid $(pidof hearth-bench-echo) echo
 //
 // One thread and one epoll loop drive every connection. Server memory and
 // CPU are read from /proc for --pid and all its descendants.
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "bench.h"
+#include "echo.h"
 #include "procstat.h"
 
 namespace {
@@ -29,7 +32,10 @@ using hearth::bench::TlsMode;
 void usage(FILE* out) {
   fprintf(out,
           "usage: hearth-bench [options] SCENARIO...   (footprint logins messages presence mam, "
-          "or all)\n"
+          "or all; echo)\n"
+          "       hearth-bench echo-server [--host ADDR] --port N --cert PEM --key PEM\n"
+          "  echo-server: a bare wolfSSL TLS relay (lines from connection 2k go to 2k+1);\n"
+          "  the echo scenario runs the messages load against it (--port, --pid, --pairs)\n"
           "server:\n"
           "  --host ADDR            numeric address (127.0.0.1)\n"
           "  --port N               c2s port (5222; the direct TLS port with --tls direct)\n"
@@ -99,9 +105,51 @@ void raise_nofile(int need) {
   }
 }
 
+int echo_server_main(int argc, char** argv) {
+  hearth::bench::EchoServerOptions o;
+  static const option kOpts[] = {
+      {"host", required_argument, nullptr, 'H'},
+      {"port", required_argument, nullptr, 'p'},
+      {"cert", required_argument, nullptr, 'c'},
+      {"key", required_argument, nullptr, 'k'},
+      {nullptr, 0, nullptr, 0},
+  };
+  int c;
+  while ((c = getopt_long(argc, argv, "", kOpts, nullptr)) != -1) {
+    switch (c) {
+      case 'H':
+        o.host = optarg;
+        break;
+      case 'p':
+        o.port = atoi(optarg);
+        break;
+      case 'c':
+        o.cert = optarg;
+        break;
+      case 'k':
+        o.key = optarg;
+        break;
+      default:
+        usage(stderr);
+        return 2;
+    }
+  }
+  if (o.port <= 0 || o.cert.empty() || o.key.empty()) {
+    fprintf(stderr, "hearth-bench echo-server: give --port, --cert and --key\n");
+    return 2;
+  }
+  rlimit rl{};  // one descriptor per connection: take the hard limit
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  return hearth::bench::run_echo_server(o);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "echo-server") == 0) return echo_server_main(argc - 1, argv + 1);
   Settings s;
   std::string json, label = "server";
   enum {
@@ -292,7 +340,9 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  if (s.server.password.empty() && s.server.password_pattern.empty()) {
+  bool xmpp = std::any_of(scenarios.begin(), scenarios.end(),
+                          [](const std::string& sc) { return sc != "echo"; });
+  if (xmpp && s.server.password.empty() && s.server.password_pattern.empty()) {
     fprintf(stderr, "hearth-bench: give --password or --password-pattern\n");
     return 2;
   }

@@ -59,25 +59,99 @@ std::vector<pid_t> process_tree(pid_t root) {
   return out;
 }
 
-Memory tree_memory(pid_t pid) {
-  Memory m;
-  for (pid_t p : process_tree(pid)) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/smaps_rollup", static_cast<int>(p));
-    FILE* f = fopen(path, "r");
-    if (f == nullptr) continue;
-    char line[256];
-    while (fgets(line, sizeof line, f) != nullptr) {
-      long v = 0;
-      if (sscanf(line, "Rss: %ld kB", &v) == 1)
-        m.rss_kib += v;
-      else if (sscanf(line, "Pss: %ld kB", &v) == 1)
-        m.pss_kib += v;
+namespace {
+
+bool process_memory(pid_t p, Memory* m) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/smaps_rollup", static_cast<int>(p));
+  FILE* f = fopen(path, "r");
+  if (f == nullptr) return false;
+  char line[256];
+  while (fgets(line, sizeof line, f) != nullptr) {
+    long v = 0;
+    if (sscanf(line, "Rss: %ld kB", &v) == 1)
+      m->rss_kib += v;
+    else if (sscanf(line, "Pss: %ld kB", &v) == 1)
+      m->pss_kib += v;
+    else if (sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
+      m->private_dirty_kib += v;
+    else if (sscanf(line, "Swap: %ld kB", &v) == 1)
+      m->private_dirty_kib += v;
+  }
+  fclose(f);
+  ++m->processes;
+  return true;
+}
+
+std::string process_name(pid_t p) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/cmdline", static_cast<int>(p));
+  FILE* f = fopen(path, "r");
+  std::string cmd;
+  if (f != nullptr) {
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    cmd.assign(buf, n);
+  }
+  for (size_t i = 0; i < cmd.size();) {
+    size_t e = cmd.find('\0', i);
+    if (e == std::string::npos) e = cmd.size();
+    std::string arg = cmd.substr(i, e - i);
+    if (arg.compare(0, 7, "--role=") == 0) return arg.substr(7);
+    i = e + 1;
+  }
+  snprintf(path, sizeof path, "/proc/%d/comm", static_cast<int>(p));
+  f = fopen(path, "r");
+  std::string comm = "process";
+  if (f != nullptr) {
+    char buf[64];
+    if (fgets(buf, sizeof buf, f) != nullptr) {
+      comm = buf;
+      while (!comm.empty() && (comm.back() == '\n' || comm.back() == ' '))
+        comm.pop_back();
     }
     fclose(f);
-    ++m.processes;
   }
+  for (char& c : comm)
+    if (c == ' ' || c == '.' || c == '/') c = '_';
+  return comm;
+}
+
+}  // namespace
+
+Memory tree_memory(pid_t pid) {
+  Memory m;
+  for (pid_t p : process_tree(pid))
+    process_memory(p, &m);
   return m;
+}
+
+std::vector<ProcessMemory> tree_memory_detail(pid_t pid) {
+  std::vector<ProcessMemory> out;
+  for (pid_t p : process_tree(pid)) {
+    ProcessMemory pm;
+    pm.pid = p;
+    if (!process_memory(p, &pm.memory)) continue;
+    pm.name = process_name(p);
+    int same = 0;
+    for (const ProcessMemory& o : out)
+      if (o.name == pm.name || o.name.compare(0, pm.name.size() + 1, pm.name + "#") == 0) ++same;
+    if (same > 0) pm.name += "#" + std::to_string(same + 1);
+    out.push_back(std::move(pm));
+  }
+  return out;
+}
+
+long self_rss_kib() {
+  FILE* f = fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  long v = 0;
+  while (fgets(line, sizeof line, f) != nullptr)
+    if (sscanf(line, "VmRSS: %ld kB", &v) == 1) break;
+  fclose(f);
+  return v;
 }
 
 namespace {
