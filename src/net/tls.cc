@@ -1020,6 +1020,7 @@ TlsSession::TlsSession(const TlsContext& ctx, bool direct) {
 
 TlsSession::~TlsSession() {
   if (ssl_ != nullptr) wolfSSL_free(ssl_);
+  sodium_memzero(exporter_.data(), exporter_.size());
 }
 
 int TlsSession::recv_cb(WOLFSSL*, char* buf, int sz, void* ctx) {
@@ -1085,6 +1086,12 @@ TlsSession::State TlsSession::read(std::string* out) {
       return fail("TLS handshake failed", err);
     }
     state_ = State::kOpen;
+    // What the session still needs of the handshake's secrets is the
+    // tls-exporter value; with it kept, wolfSSL's handshake arrays (5.5 KB,
+    // kept under TLS 1.3 for session tickets, which are off) go. Traffic
+    // secrets, and so KeyUpdate, live outside them.
+    derive_exporter();
+    wolfSSL_FreeArrays(ssl_);
 #ifdef __GLIBC__
     // Debian's wolfSSL (SESSION_CERTS) gives every connection a 37.5 KB
     // WOLFSSL_SESSION, most of it room for the peer's certificate chain,
@@ -1159,23 +1166,24 @@ std::string TlsSession::cipher() const {
 }
 
 std::string TlsSession::exporter_binding() const {
-  if (ssl_ == nullptr || state_ != State::kOpen) return {};
+  if (ssl_ == nullptr || state_ != State::kOpen || !has_exporter_) return {};
+  return std::string(reinterpret_cast<const char*>(exporter_.data()), exporter_.size());
+}
+
+void TlsSession::derive_exporter() {
   int v = wolfSSL_version(ssl_);
   if (v != TLS1_3_VERSION) {
-    if (v != TLS1_2_VERSION || !ems_) return {};
+    if (v != TLS1_2_VERSION || !ems_) return;
   }
   // RFC 9266 §2: a zero-length context. TLS 1.3 makes no difference between
   // no context and an empty one (RFC 8446 §7.5); under TLS 1.2 (RFC 5705)
   // they differ and we follow the RFC's wording literally, as OpenSSL-based
   // peers passing "" do (use_context = 1, length 0).
   static const unsigned char kEmpty[1] = {0};
-  std::string out(kExporterLength, '\0');
-  if (wolfSSL_export_keying_material(ssl_, reinterpret_cast<unsigned char*>(out.data()), out.size(),
-                                     kExporterLabel, sizeof kExporterLabel - 1, kEmpty, 0,
-                                     1) != WOLFSSL_SUCCESS) {
-    return {};
-  }
-  return out;
+  static_assert(kExporterLength == sizeof exporter_);
+  has_exporter_ =
+      wolfSSL_export_keying_material(ssl_, exporter_.data(), exporter_.size(), kExporterLabel,
+                                     sizeof kExporterLabel - 1, kEmpty, 0, 1) == WOLFSSL_SUCCESS;
 }
 
 }  // namespace hearth::net

@@ -4,6 +4,7 @@
 // ECDHE + AEAD suites only, no compression, no renegotiation.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -131,12 +132,15 @@ class TlsSession {
   std::string cipher() const;
   // RFC 9266 tls-exporter (32 bytes); empty when not allowed (TLS 1.2
   // without extended master secret) or before the handshake completes.
+  // Derived once when the handshake completes: the secrets it comes from
+  // are freed then.
   std::string exporter_binding() const;
 
  private:
   static int recv_cb(WOLFSSL*, char*, int, void*);
   static int send_cb(WOLFSSL*, char*, int, void*);
   void compact_input();
+  void derive_exporter();
   State fail(const char* what, int err);
   WOLFSSL* ssl_ = nullptr;
   std::string in_;
@@ -146,8 +150,10 @@ class TlsSession {
   std::string error_;
   bool shutdown_sent_ = false;
   bool server_hello_seen_ = false;
-  bool ems_ = false;        // TLS 1.2 extended master secret (RFC 7627) in use
-  std::string sign_error_;  // why the remote signer failed, if it did
+  bool ems_ = false;  // TLS 1.2 extended master secret (RFC 7627) in use
+  bool has_exporter_ = false;
+  std::array<unsigned char, 32> exporter_{};  // RFC 9266 tls-exporter, wiped on destruction
+  std::string sign_error_;                    // why the remote signer failed, if it did
 };
 
 }  // namespace hearth::net
