@@ -88,6 +88,7 @@ class StreamParser {
   // Returns false (and changes nothing) when it cannot hibernate now: in the
   // middle of a stanza or a partial token, or inside a Handler callback.
   bool hibernate();
+  // True while no expat parser is held: hibernating, or never fed.
   bool hibernating() const;
 
   // Do not destroy the parser from inside a Handler callback; defer it.
