@@ -127,9 +127,13 @@ Status send_frame(int fd, const Frame& frame, bool* would_block) {
 }
 
 Result<std::optional<Frame>> recv_frame(int fd) {
-  // One buffer per thread, sized for the largest frame plus one byte so that
-  // an oversized record shows up as MSG_TRUNC rather than fitting exactly.
-  static thread_local std::array<char, kMaxMessage + 1> buf;
+  // One buffer per process (each is single-threaded), sized for the largest
+  // frame plus one byte so that an oversized record shows up as MSG_TRUNC
+  // rather than fitting exactly. Not thread_local: glibc zero-fills a
+  // program's static TLS block in every process at start, which made these
+  // 64 KiB resident in all four processes whether used or not; in .bss only
+  // the pages frames actually reach are.
+  static std::array<char, kMaxMessage + 1> buf;
   alignas(struct cmsghdr) std::array<unsigned char, kControlSize> control{};
 
   struct iovec iov;
