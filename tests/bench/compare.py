@@ -10,7 +10,15 @@ Runs, one after the other on loopback only:
 each with the same self-signed EC P-256 certificate, the same users and
 passwords (SCRAM-SHA-256, 4096 iterations), STARTTLS, and the same
 hearth-bench scenarios. Then prints every figure side by side and the ratios
-Hearth / Prosody. Headline figures: server CPU per message and KiB per session.
+Hearth / Prosody. Headline figures: server CPU per message and KiB per session
+(at 10 000 sessions by default).
+
+A reference row comes from `hearth-bench echo-server`, a bare wolfSSL TLS
+relay driven by the `messages` load (scenario `echo`): the CPU a message costs
+any TLS server before it does any XMPP.
+
+With --runs N every server (and the echo reference) is started afresh N times
+and each figure is the median of the N runs.
 
 Prosody is installed from Debian when missing (as root: apt-get install -y
 prosody; Debian's policy-rc.d or a missing init keeps the system service from
@@ -22,6 +30,7 @@ pidfile in a temp dir; /etc/prosody is never touched.
 
 import argparse
 import hashlib
+import statistics
 import hmac
 import json
 import os
@@ -53,12 +62,23 @@ PROSODY_FULL = PROSODY_MINIMAL + ["mam", "carbons", "smacks", "csi_simple", "blo
 HEADLINE = [
     ("messages.cpu_per_message", "server CPU per routed chat message (us)"),
     ("footprint.s{big}_pss_per_session", "KiB per TLS session, PSS ({big} sessions)"),
+    ("footprint.s{big}_private_dirty_per_session",
+     "KiB per TLS session, private dirty ({big} sessions)"),
     ("footprint.s{big}_rss_per_session", "KiB per TLS session, RSS ({big} sessions)"),
     ("footprint.idle_pss", "idle PSS, all processes (KiB)"),
+    ("footprint.idle_private_dirty", "idle private dirty, all processes (KiB)"),
     ("footprint.idle_rss", "idle RSS, all processes (KiB)"),
     ("logins.cpu_per_login", "server CPU per full login (ms)"),
     ("presence.cpu_per_recipient", "server CPU per presence recipient (us)"),
 ]
+# Reference rows from the bare wolfSSL TLS relay (hearth-bench echo-server).
+ECHO_ROWS = [
+    ("echo.cpu_per_message", "bare wolfSSL TLS echo CPU per message (us)"),
+    ("echo.s{big}_pss_per_connection", "bare wolfSSL TLS session, PSS KiB ({big} idle)"),
+    ("echo.s{big}_private_dirty_per_connection",
+     "bare wolfSSL TLS session, private dirty KiB ({big})"),
+]
+LABEL_WIDTH = 52
 
 
 def log(msg):
@@ -128,6 +148,33 @@ def stop(proc, timeout=15.0):
         except OSError:
             pass
         proc.wait(5)
+
+
+def snapshot_dir(path):
+    """Keeps a copy of a stopped server's data (accounts only) for later runs."""
+    subprocess.run(["cp", "-a", path, path + ".pristine"], check=True)
+
+
+def restore_dir(path):
+    """Puts the data back as snapshot_dir() found it: each run starts alike."""
+    shutil.rmtree(path, ignore_errors=True)
+    subprocess.run(["cp", "-a", path + ".pristine", path], check=True)
+
+
+def wait_tcp(proc, port, what, log_path, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s; see %s:\n%s"
+                               % (what, proc.returncode, log_path, tail(log_path)))
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s does not listen on port %d" % (what, port))
+        time.sleep(0.1)
 
 
 def make_cert(d):
@@ -202,6 +249,12 @@ class Hearth:
         os.rmdir(pwdir)
         log("hearth: %d accounts in %.1f s" % (self.users, time.monotonic() - t0))
 
+    def snapshot(self):
+        snapshot_dir(os.path.join(self.dir, "data"))
+
+    def restore(self):
+        restore_dir(os.path.join(self.dir, "data"))
+
     def start(self):
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "run", "-c", self.ini], stdin=subprocess.DEVNULL,
@@ -218,17 +271,24 @@ class Hearth:
 # Prosody
 
 
+_PROSODY_RECORDS = {}
+
+
 def prosody_account(i):
     """Prosody's internal_hashed record for user i (SCRAM-SHA-256)."""
+    if i in _PROSODY_RECORDS:
+        return _PROSODY_RECORDS[i]
     password = (PASSWORD_PATTERN % i).encode()
     salt = str(uuid.uuid4())
     salted = hashlib.pbkdf2_hmac("sha256", password, salt.encode(), ITERATIONS)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     stored_key = hashlib.sha256(client_key).hexdigest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).hexdigest()
-    return ('return {\n\t["iteration_count"] = %d;\n\t["salt"] = "%s";\n'
-            '\t["server_key"] = "%s";\n\t["stored_key"] = "%s";\n};\n'
-            % (ITERATIONS, salt, server_key, stored_key))
+    record = ('return {\n\t["iteration_count"] = %d;\n\t["salt"] = "%s";\n'
+              '\t["server_key"] = "%s";\n\t["stored_key"] = "%s";\n};\n'
+              % (ITERATIONS, salt, server_key, stored_key))
+    _PROSODY_RECORDS[i] = record
+    return record
 
 
 def lua_encode(name):
@@ -284,10 +344,18 @@ VirtualHost "{domain}"
         t0 = time.monotonic()
         accounts = os.path.join(self.dir, "data", lua_encode(DOMAIN), "accounts")
         os.makedirs(accounts)
-        for i in range(self.users):
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            records = list(pool.map(prosody_account, range(self.users)))  # PBKDF2 drops the GIL
+        for i, record in enumerate(records):
             with open(os.path.join(accounts, lua_encode(USER_PATTERN % i) + ".dat"), "w") as f:
-                f.write(prosody_account(i))
+                f.write(record)
         log("%s: %d accounts in %.1f s" % (self.label, self.users, time.monotonic() - t0))
+
+    def snapshot(self):
+        snapshot_dir(os.path.join(self.dir, "data"))
+
+    def restore(self):
+        restore_dir(os.path.join(self.dir, "data"))
 
     def start(self):
         logf = open(os.path.join(self.dir, "stdout.log"), "ab")
@@ -295,6 +363,33 @@ VirtualHost "{domain}"
                                      stdout=logf, stderr=logf, start_new_session=True)
         logf.close()
         wait_ready(self.proc, self.port, "prosody", os.path.join(self.dir, "stdout.log"))
+        return self.proc.pid
+
+    def stop(self):
+        stop(self.proc)
+
+
+class EchoServer:
+    """hearth-bench echo-server: the bare wolfSSL TLS relay (reference row)."""
+    label = "echo"
+
+    def __init__(self, bench, root, cert, key):
+        self.bench = os.path.abspath(bench)
+        self.dir = os.path.join(root, "echo")
+        os.makedirs(self.dir)
+        self.log_path = os.path.join(self.dir, "echo.log")
+        self.port = free_port()
+        self.cert, self.key = cert, key
+        self.proc = None
+
+    def start(self):
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.bench, "echo-server", "--host", "127.0.0.1", "--port",
+                                      str(self.port), "--cert", self.cert, "--key", self.key],
+                                     stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                     start_new_session=True)
+        logf.close()
+        wait_tcp(self.proc, self.port, "hearth-bench echo-server", self.log_path)
         return self.proc.pid
 
     def stop(self):
@@ -343,6 +438,54 @@ def run_bench(args, server, pid, scenarios, out_json):
         return {}
 
 
+def run_echo(args, server, pid, out_json):
+    cmd = [args.bench, "--host", "127.0.0.1", "--port", str(server.port), "--pid", str(pid),
+           "--pairs", str(args.pairs), "--duration", str(args.duration), "--steps",
+           str(max(int(x) for x in args.steps.split(","))),
+           "--json", out_json, "--label", server.label, "echo"]
+    log("echo: %s" % " ".join(cmd))
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        log("echo: hearth-bench exited with %d" % r.returncode)
+    try:
+        with open(out_json) as f:
+            return json.load(f)["metrics"]
+    except (OSError, ValueError):
+        return {}
+
+
+def median_metrics(runs):
+    """Per figure, the median over the runs that measured it."""
+    keys = []
+    for metrics in runs:
+        for k in metrics:
+            if k not in keys:
+                keys.append(k)
+    out = {}
+    for k in keys:
+        values = [m[k]["value"] for m in runs if k in m and m[k].get("value") is not None]
+        unit = next(m[k].get("unit", "") for m in runs if k in m)
+        out[k] = {"value": statistics.median(values) if values else None, "unit": unit}
+    return out
+
+
+def raise_nofile(want):
+    """Descriptors for `want` connections here and in the servers we start (inherited)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < want and os.geteuid() == 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return
+        except (ValueError, OSError):
+            pass
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < min(want, hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        log("warning: RLIMIT_NOFILE is %d, %d wanted" % (soft, want))
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -359,7 +502,7 @@ def ratio(a, b):
     return "%.2f" % (a / b)
 
 
-def print_table(results, order, big):
+def print_table(results, order, big, echo=None):
     labels = [label for label, _ in results]
     data = dict(results)
     keys = []
@@ -377,7 +520,7 @@ def print_table(results, order, big):
         return None if m is None else m.get("value")
 
     others = [lab for lab in labels if lab != "hearth"]
-    head = "%-40s %-5s" % ("figure", "unit") + "".join(" %12s" % lab for lab in labels)
+    head = "%-*s %-5s" % (LABEL_WIDTH, "figure", "unit") + "".join(" %12s" % lab for lab in labels)
     head += "".join(" %12s" % ("H/" + ("P" if lab == "prosody" else "P+MAM"
                                          if lab == "prosody-mam" else lab)) for lab in others)
     print()
@@ -385,15 +528,28 @@ def print_table(results, order, big):
     print(head)
     for key, what in HEADLINE:
         key = key.format(big=big)
-        line = "%-40s %-5s" % (what.format(big=big)[:40], "")
+        line = "%-*s %-5s" % (LABEL_WIDTH, what.format(big=big)[:LABEL_WIDTH], "")
         line += "".join(" %12s" % fmt(val(lab, key)) for lab in labels)
         line += "".join(" %12s" % ratio(val("hearth", key), val(lab, key)) for lab in others)
         print(line)
+    if echo is not None:
+        print()
+        print("== Reference: a bare wolfSSL TLS relay (hearth-bench echo-server), same load;")
+        print("   the ratios are each server's figure over it")
+        print("%-*s %-5s %12s" % (LABEL_WIDTH, "figure", "", "echo")
+              + "".join(" %12s" % ("%s/echo" % lab)[:12] for lab in labels))
+        per_server = ["messages.cpu_per_message", "footprint.s{big}_pss_per_session",
+                      "footprint.s{big}_private_dirty_per_session"]
+        for (key, what), mine in zip(ECHO_ROWS, per_server):
+            e = (echo.get(key.format(big=big)) or {}).get("value")
+            line = "%-*s %-5s %12s" % (LABEL_WIDTH, what.format(big=big)[:LABEL_WIDTH], "", fmt(e))
+            line += "".join(" %12s" % ratio(val(lab, mine.format(big=big)), e) for lab in labels)
+            print(line)
     print()
     print("== All figures")
     print(head)
     for key in keys:
-        line = "%-40s %-5s" % (key[:40], units.get(key, "")[:5])
+        line = "%-*s %-5s" % (LABEL_WIDTH, key[:LABEL_WIDTH], units.get(key, "")[:5])
         line += "".join(" %12s" % fmt(val(lab, key)) for lab in labels)
         line += "".join(" %12s" % ratio(val("hearth", key), val(lab, key)) for lab in others)
         print(line)
@@ -405,7 +561,7 @@ def main():
     ap.add_argument("--bench", default=os.path.join(REPO, "build", "hearth-bench"))
     ap.add_argument("--servers", default="hearth,prosody,prosody-mam")
     ap.add_argument("--scenarios", default="footprint,logins,messages,presence,mam")
-    ap.add_argument("--steps", default="100,1000")
+    ap.add_argument("--steps", default="100,1000,10000")
     ap.add_argument("--logins", type=int, default=200)
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--duration", type=float, default=5.0)
@@ -413,6 +569,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--mam-fill", type=int, default=2000)
     ap.add_argument("--mam-queries", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=1,
+                    help="start each server afresh N times; report each figure's median")
+    ap.add_argument("--no-echo", action="store_true",
+                    help="skip the bare wolfSSL TLS echo reference")
     ap.add_argument("--json", help="write every server's figures to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     args = ap.parse_args()
@@ -427,14 +587,13 @@ def main():
     steps = sorted(int(x) for x in args.steps.split(","))
     big = steps[-1]
     users = max(big, 2 * args.pairs, args.roster + 1, 2)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 2 * big + 1024)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    runs = max(1, args.runs)
+    raise_nofile(big + 1024)  # per process: hearth-bench or a server, one at a time
 
     root = tempfile.mkdtemp(prefix="hearth-bench-compare-")
     os.chmod(root, 0o755)
     results = []
+    echo = None
     try:
         cert, key = make_cert(root)
         for name in servers:
@@ -450,23 +609,43 @@ def main():
             else:
                 sys.exit("bench-compare: unknown server %s" % name)
             server.create_users()
-            try:
-                pid = server.start()
-                time.sleep(1.0)  # let start-up settle before the idle reading
-                metrics = run_bench(args, server, pid, todo,
-                                    os.path.join(root, name + ".json"))
-            finally:
-                server.stop()
-            results.append((name, metrics))
+            server.snapshot()
+            measured = []
+            for run in range(runs):
+                if run > 0:
+                    server.restore()
+                try:
+                    pid = server.start()
+                    time.sleep(1.0)  # let start-up settle before the idle reading
+                    measured.append(run_bench(args, server, pid, todo,
+                                              os.path.join(root, "%s-%d.json" % (name, run))))
+                finally:
+                    server.stop()
+            results.append((name, median_metrics(measured)))
+        if not args.no_echo:
+            server = EchoServer(args.bench, root, cert, key)
+            measured = []
+            for run in range(runs):
+                try:
+                    pid = server.start()
+                    time.sleep(0.5)
+                    measured.append(run_echo(args, server, pid,
+                                             os.path.join(root, "echo-%d.json" % run)))
+                finally:
+                    server.stop()
+            echo = median_metrics(measured)
     finally:
         if args.keep:
             log("kept %s" % root)
         else:
             shutil.rmtree(root, ignore_errors=True)
     if args.json:
+        out = dict(results)
+        if echo is not None:
+            out["echo"] = echo
         with open(args.json, "w") as f:
-            json.dump(dict(results), f, indent=2)
-    print_table(results, servers, big)
+            json.dump(out, f, indent=2)
+    print_table(results, servers, big, echo)
 
 
 if __name__ == "__main__":

@@ -567,26 +567,31 @@ bool Bench::mam() {
 // kEchoLineBytes line from connection 2k, relayed to 2k+1.
 bool Bench::echo() {
   int p = s_.pairs;
+  // Idle connections first, up to the largest footprint step, so the memory
+  // of a bare wolfSSL session is a figure too; the first 2p then carry the
+  // messages.
+  int total = std::max(2 * p, s_.steps.back());
+  Memory idle;
+  if (s_.pid > 0) idle = tree_memory(s_.pid);
   std::vector<std::unique_ptr<EchoClient>> cs;
-  for (int i = 0; i < 2 * p; ++i)
+  for (int i = 0; i < total; ++i)
     cs.push_back(std::make_unique<EchoClient>(&loop_, &s_.server, i));
   size_t next = 0;
-  int in_flight = 0;
+  size_t checked = 0;  // cs[0..checked) are ready
   int64_t deadline = now_ns() + static_cast<int64_t>(s_.timeout * 1e9);
-  while (true) {
-    in_flight = 0;
-    int finished = 0;
-    for (size_t i = 0; i < next; ++i) {
+  while (checked < cs.size()) {
+    int in_flight = 0;
+    for (size_t i = checked; i < next; ++i) {
       if (!cs[i]->done()) {
         ++in_flight;
       } else if (!cs[i]->ready()) {
         fprintf(stderr, "hearth-bench: echo: connection %zu: %s\n", i, cs[i]->error().c_str());
         return false;
-      } else {
-        ++finished;
+      } else if (i == checked) {
+        ++checked;
+        deadline = now_ns() + static_cast<int64_t>(s_.timeout * 1e9);
       }
     }
-    if (finished == 2 * p) break;
     while (next < cs.size() && in_flight < s_.concurrency) {
       cs[next++]->start();
       ++in_flight;
@@ -596,6 +601,16 @@ bool Bench::echo() {
       return false;
     }
     loop_.run_once(5);
+  }
+  if (s_.pid > 0) {
+    pump(s_.settle);
+    Memory m = tree_memory(s_.pid);
+    std::string k = "echo.s" + std::to_string(total);
+    add(k + "_pss_per_connection", static_cast<double>(m.pss_kib - idle.pss_kib) / total, "KiB");
+    add(k + "_private_dirty_per_connection",
+        static_cast<double>(m.private_dirty_kib - idle.private_dirty_kib) / total, "KiB");
+    fprintf(stderr, "  %d idle TLS connections: PSS %ld KiB, private dirty %ld KiB\n", total,
+            m.pss_kib, m.private_dirty_kib);
   }
   std::vector<int> inflight(p, 0);
   long sent = 0, delivered = 0;
