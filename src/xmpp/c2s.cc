@@ -65,6 +65,7 @@ C2sStream::~C2sStream() {
   if (auth_timer_) host_->loop().cancel_timer(auth_timer_);
   if (ping_timer_) host_->loop().cancel_timer(ping_timer_);
   if (idle_timer_) host_->loop().cancel_timer(idle_timer_);
+  if (quiet_timer_) host_->loop().cancel_timer(quiet_timer_);
 }
 
 void C2sStream::arm_idle_timer(uint64_t ms) {
@@ -147,7 +148,29 @@ void C2sStream::on_data(std::string_view data) {
   if (state_ == State::kClosed || closing_) return;
   if (state_ == State::kTlsHandshake) return;  // cannot happen: TLS delivers after handshake
   heard_ = true;
+  quiet_heard_ = true;
   parser_.feed(data);
+  if (quiet_timer_ == 0 && state_ == State::kBound && !closing_) arm_quiet_timer();
+}
+
+// A bound stream that has been quiet for a whole period gives back its XML
+// parser (expat, the stanza arena and buffers: 17.9 KB of an idle
+// session's memory); the next byte re-creates it, which costs about 3.5 us,
+// so a busy stream keeps its parser. The timer runs only while bytes keep
+// arriving: a hibernated stream has none. Hibernation happens from the loop,
+// never inside a parser callback, and only between stanzas.
+void C2sStream::arm_quiet_timer() {
+  constexpr uint64_t kParserIdleMs = 10000;
+  quiet_heard_ = false;
+  quiet_timer_ = host_->loop().add_timer(kParserIdleMs, [this] {
+    quiet_timer_ = 0;
+    if (state_ != State::kBound || closing_) return;
+    if (quiet_heard_ || !parser_.hibernate()) {
+      arm_quiet_timer();  // busy, or mid-stanza
+      return;
+    }
+    HEARTH_DEBUG("c2s", "%s: quiet, parser released", peer().c_str());
+  });
 }
 
 void C2sStream::on_tls_ready() {
@@ -731,7 +754,7 @@ void C2sStream::end(std::string_view reason) {
   (void)reason;
   if (closing_) return;
   closing_ = true;
-  for (core::Loop::TimerId* t : {&ping_timer_, &idle_timer_}) {
+  for (core::Loop::TimerId* t : {&ping_timer_, &idle_timer_, &quiet_timer_}) {
     if (*t) host_->loop().cancel_timer(*t);
     *t = 0;
   }

@@ -196,6 +196,7 @@ class C2sStream : public net::ConnectionHandler,
   ChannelBindings channel_bindings() const;
   void send_element(const xml::Element& e);
   void end(std::string_view reason);
+  void arm_quiet_timer();
   void arm_ping_timer(uint32_t ms);
   void on_ping_timer();
   void arm_idle_timer(uint64_t ms);
@@ -222,9 +223,11 @@ class C2sStream : public net::ConnectionHandler,
   unsigned sasl_failures_ = 0;
   core::Loop::TimerId auth_timer_ = 0;
   core::Loop::TimerId ping_timer_ = 0;
-  core::Loop::TimerId idle_timer_ = 0;  // preauth_idle_timeout, until authenticated
-  bool heard_ = false;                  // bytes arrived since the ping timer was armed
-  bool ping_pending_ = false;           // a server ping is waiting for an answer
+  core::Loop::TimerId idle_timer_ = 0;   // preauth_idle_timeout, until authenticated
+  core::Loop::TimerId quiet_timer_ = 0;  // parser hibernation once bound and quiet
+  bool quiet_heard_ = false;             // bytes arrived since the quiet timer was armed
+  bool heard_ = false;                   // bytes arrived since the ping timer was armed
+  bool ping_pending_ = false;            // a server ping is waiting for an answer
   uint32_t ping_seq_ = 0;
   xml::Arena reply_arena_;
 };
