@@ -100,7 +100,12 @@ void Connection::pause_input(uint64_t now_ms) {
 
 void Connection::send(std::string_view data) {
   if (state_ != State::kOpen || doomed_ != nullptr || data.empty()) return;
-  if (tls_) {
+  if (tls_ && tls_->state() == TlsSession::State::kOpen) {
+    // Encrypted at the end of the turn (flush), all in one go: a client
+    // that gets several stanzas in a turn gets one TLS record, not one
+    // per stanza (issue 7).
+    plain_.append(data);
+  } else if (tls_) {
     if (tls_->write(data) == TlsSession::State::kError) {
       doom("tls write failed");
       return;
@@ -125,6 +130,7 @@ void Connection::doom(const char* reason) {
   doomed_ = reason;
   out_.clear();
   out_pos_ = 0;
+  std::string().swap(plain_);
   schedule_flush();
 }
 
@@ -138,6 +144,7 @@ void Connection::close() {
   if (state_ != State::kOpen) return;
   state_ = State::kClosing;
   if (tls_) {
+    if (!encrypt_pending()) return;  // the stanzas first, then close_notify
     tls_->shutdown();
     take_tls_output();
   }
@@ -271,8 +278,27 @@ void Connection::take_tls_output() {
   }
 }
 
+bool Connection::encrypt_pending() {
+  if (plain_.empty()) return true;
+  if (tls_->state() != TlsSession::State::kOpen) {
+    // TLS failed or the peer closed it: nothing more can be said (a
+    // pending alert is already in out_).
+    std::string().swap(plain_);
+    return true;
+  }
+  std::string plain;
+  plain.swap(plain_);  // idle connections keep no buffer
+  if (tls_->write(plain) == TlsSession::State::kError) {
+    doom("tls write failed");
+    return false;
+  }
+  take_tls_output();
+  return true;
+}
+
 void Connection::flush() {
   if (state_ == State::kClosed) return;
+  if (doomed_ == nullptr && tls_) encrypt_pending();
   if (doomed_ != nullptr) {
     finish(doomed_);
     return;

@@ -76,7 +76,7 @@ class Connection : public core::IoHandler {
   TlsSession* tls() { return tls_.get(); }
   bool closed() const { return state_ == State::kClosed; }
   const std::string& peer() const { return peer_; }
-  size_t buffered() const { return out_.size() - out_pos_; }
+  size_t buffered() const { return out_.size() - out_pos_ + plain_.size(); }
 
   void on_io(uint32_t events) override;
   // Writes queued output.
@@ -97,6 +97,9 @@ class Connection : public core::IoHandler {
   void pump_tls();
   // Moves the ciphertext TLS queued into out_.
   void take_tls_output();
+  // Encrypts plain_ (the turn's output under TLS) into out_; false if TLS
+  // failed (the connection is then doomed).
+  bool encrypt_pending();
   void finish(std::string_view reason);
   void update_events();
   void schedule_flush();
@@ -114,6 +117,7 @@ class Connection : public core::IoHandler {
   ConnectionHandler* handler_ = nullptr;
   std::string out_;
   size_t out_pos_ = 0;
+  std::string plain_;  // plaintext for TLS, encrypted by flush()
   State state_ = State::kOpen;
   uint32_t events_ = 0;    // what epoll watches now
   bool detached_ = false;  // out of epoll while paused (the peer hung up)
