@@ -190,7 +190,11 @@ class RosterModule final : public Module,
     return it ? it->subscription : Subscription::kNone;
   }
   bool has_item(std::string_view user, std::string_view contact) const override {
-    return item(user, contact).has_value();
+    // Asked for every message (spam's stranger check): the key is enough.
+    Result<storage::ReadTxn> txn = ctx_.db().read();
+    if (!txn) return false;
+    auto got = txn->get(roster_, user_key(user, contact));
+    return got && got.value();
   }
 
   // ---- RosterStore ----
