@@ -643,14 +643,23 @@ void Host::route_iq(xml::Element& iq, xmpp::Session& origin, const xmpp::Jid& to
 
 void Host::send(xml::Element& stanza) {
   Result<xmpp::Jid> to = xmpp::Jid::parse(stanza.attr("to"));
-  Result<xmpp::Jid> from = xmpp::Jid::parse(stanza.attr("from"));
-  if (!to.ok() || !from.ok() || to->domain() != config_->domain || !to->has_local()) {
+  // A broadcast sends one stanza to many contacts from one address: its
+  // 'from' is parsed once.
+  std::string_view from_attr = stanza.attr("from");
+  if (!send_from_ok_ || from_attr != send_from_text_) {
+    Result<xmpp::Jid> from = xmpp::Jid::parse(from_attr);
+    send_from_ok_ = from.ok();
+    send_from_text_.assign(from_attr);
+    if (send_from_ok_) send_from_ = std::move(from.value());
+  }
+  if (!to.ok() || !send_from_ok_ || to->domain() != config_->domain || !to->has_local()) {
     HEARTH_DEBUG("modules", "dropped a generated <%s/> for '%.*s'", stanza.name.c_str(),
                  static_cast<int>(stanza.attr("to").size()), stanza.attr("to").data());
     return;
   }
   ++depth_;
-  deliver_local(stanza, from.value(), to.value(), nullptr);
+  const xmpp::Jid from = send_from_;  // a copy: a nested send() may change the cache
+  deliver_local(stanza, from, to.value(), nullptr);
   if (--depth_ == 0) event_arena_.reset();
 }
 

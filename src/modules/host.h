@@ -235,6 +235,11 @@ class Host final : public Context {
   std::unordered_set<std::string, Hash, std::equal_to<>> users_;
   std::vector<std::unique_ptr<Module>> modules_;
 
+  // send(): the last 'from' parsed, and its JID.
+  std::string send_from_text_;
+  xmpp::Jid send_from_;
+  bool send_from_ok_ = false;
+
   int depth_ = 0;           // nesting of route()/send() calls
   xml::Arena event_arena_;  // replies built while handling a stanza
   xml::Arena scratch_;      // reset at the end of the turn

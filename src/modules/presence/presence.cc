@@ -416,9 +416,13 @@ class PresenceModule final : public Module, public PresenceService {
     return n;
   }
 
+  // `to` is normalised (a roster item, or an address the router
+  // normalised): its domain is read off, not parsed (once per contact of
+  // a broadcast).
   void send_copy(xml::Element& stanza, const std::string& from, const std::string& to) {
-    Result<xmpp::Jid> j = xmpp::Jid::parse(to);
-    if (!j || !is_local(j->domain())) return;  // no s2s yet
+    std::string_view head = std::string_view(to).substr(0, to.find('/'));
+    size_t at = head.find('@');
+    if (!is_local(at == std::string_view::npos ? head : head.substr(at + 1))) return;  // no s2s
     stanza.set_attr("from", from);
     stanza.set_attr("to", to);
     ctx_.send(stanza);
