@@ -218,15 +218,14 @@ class MamModule : public Module, public ArchiveService {
                                      const std::string& with_full, Direction direction,
                                      const xml::Element& stanza) {
     if (user.empty()) return std::nullopt;
-    Prefs prefs;
-    {
-      auto txn = ctx_.db().read();
-      if (!txn) {
-        HEARTH_WARN("mam", "archive read failed: %s", txn.error().message.c_str());
-        return std::nullopt;
-      }
-      prefs = prefs_of(*txn, user);
+    // One read transaction for the preferences and the free position (two
+    // of these run for every message between two local accounts).
+    auto txn = ctx_.db().read();
+    if (!txn) {
+      HEARTH_WARN("mam", "archive read failed: %s", txn.error().message.c_str());
+      return std::nullopt;
     }
+    Prefs prefs = prefs_of(*txn, user);
     bool in_roster = false;
     if (prefs.default_mode == Mode::kRoster && !listed(prefs, with_bare)) {
       if (auto* roster = ctx_.find<RosterService>()) in_roster = roster->has_item(user, with_bare);
@@ -237,15 +236,8 @@ class MamModule : public Module, public ArchiveService {
     Row row{direction, randombytes_random(), with_full, xml};
     // The row is written at the end of the turn with the others (flush());
     // its position is taken now, so the id can go out with the message.
-    Result<Position> pos = Position{};
-    {
-      auto txn = ctx_.db().read();
-      if (!txn) {
-        HEARTH_WARN("mam", "archive read failed: %s", txn.error().message.c_str());
-        return std::nullopt;
-      }
-      pos = free_position(*txn, ctx_.table(kTable), user, next_position(last_, now_micros()));
-    }
+    Result<Position> pos =
+        free_position(*txn, ctx_.table(kTable), user, next_position(last_, now_micros()));
     if (!pos) {
       HEARTH_WARN("mam", "archiving a message of %.*s failed: %s", static_cast<int>(user.size()),
                   user.data(), pos.error().message.c_str());
