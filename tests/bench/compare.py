@@ -536,8 +536,9 @@ def print_table(results, order, big, echo=None):
         print()
         print("== Reference: a bare wolfSSL TLS relay (hearth-bench echo-server), same load;")
         print("   the ratios are each server's figure over it")
+        short = {"hearth": "H", "prosody": "P", "prosody-mam": "P+MAM"}
         print("%-*s %-5s %12s" % (LABEL_WIDTH, "figure", "", "echo")
-              + "".join(" %12s" % ("%s/echo" % lab)[:12] for lab in labels))
+              + "".join(" %12s" % ("%s/echo" % short.get(lab, lab))[:12] for lab in labels))
         per_server = ["messages.cpu_per_message", "footprint.s{big}_pss_per_session",
                       "footprint.s{big}_private_dirty_per_session"]
         for (key, what), mine in zip(ECHO_ROWS, per_server):
