@@ -230,12 +230,16 @@ struct HandshakeCase {
 };
 
 const HandshakeCase kCases[] = {
-    {"ecdsa-tls13", false, true, nullptr, nullptr, Algorithm::kEcdsa, "TLS13-AES128-GCM-SHA256"},
+    {"ecdsa-tls13", false, true, nullptr, nullptr, Algorithm::kEcdsa,
+     "TLS13-CHACHA20-POLY1305-SHA256"},
+    {"ecdsa-tls13-aes", false, true, "TLS13-AES128-GCM-SHA256", nullptr, Algorithm::kEcdsa,
+     "TLS13-AES128-GCM-SHA256"},
     {"ecdsa-tls12-aes", false, false, "ECDHE-ECDSA-AES128-GCM-SHA256", nullptr, Algorithm::kEcdsa,
      "ECDHE-ECDSA-AES128-GCM-SHA256"},
     {"ecdsa-tls12-chacha", false, false, "ECDHE-ECDSA-CHACHA20-POLY1305", nullptr,
      Algorithm::kEcdsa, "ECDHE-ECDSA-CHACHA20-POLY1305"},
-    {"rsa-tls13-pss", true, true, nullptr, nullptr, Algorithm::kRsaPss, "TLS13-AES128-GCM-SHA256"},
+    {"rsa-tls13-pss", true, true, nullptr, nullptr, Algorithm::kRsaPss,
+     "TLS13-CHACHA20-POLY1305-SHA256"},
     {"rsa-tls12-pkcs1", true, false, "ECDHE-RSA-AES128-GCM-SHA256", "RSA+SHA256",
      Algorithm::kRsaPkcs1, "ECDHE-RSA-AES128-GCM-SHA256"},
     {"rsa-tls12-pss", true, false, "ECDHE-RSA-AES256-GCM-SHA384", nullptr, Algorithm::kRsaPss,

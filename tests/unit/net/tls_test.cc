@@ -126,14 +126,15 @@ TEST_F(TlsTest, Tls13HandshakeAndDataBothWays) {
 
 TEST_F(TlsTest, ServerChoosesItsPreferredCipher) {
   Client c(wolfTLSv1_3_client_method());
+  // The client would rather have AES-GCM; the server's first choice wins.
   ASSERT_EQ(wolfSSL_CTX_set_cipher_list(c.ctx(),
-                                        "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256"),
+                                        "TLS13-AES128-GCM-SHA256:TLS13-CHACHA20-POLY1305-SHA256"),
             WOLFSSL_SUCCESS);
   TlsSession s(*ctx_, false);
   std::string plain;
   pump(c, s, &plain);
   ASSERT_EQ(s.state(), State::kOpen) << s.error();
-  EXPECT_EQ(s.cipher(), "TLS13-AES128-GCM-SHA256");
+  EXPECT_EQ(s.cipher(), "TLS13-CHACHA20-POLY1305-SHA256");
 }
 
 TEST_F(TlsTest, AlpnSelectedWhenOffered) {
