@@ -425,7 +425,7 @@ def run_bench(args, server, pid, scenarios, out_json):
            "--pairs", str(args.pairs), "--duration", str(args.duration),
            "--roster", str(args.roster), "--rounds", str(args.rounds),
            "--mam-fill", str(args.mam_fill), "--mam-queries", str(args.mam_queries),
-           "--json", out_json, "--label", server.label] + scenarios
+           "--settle", str(args.settle), "--json", out_json, "--label", server.label] + scenarios
     log("%s: %s" % (server.label, " ".join(cmd)))
     r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
@@ -570,6 +570,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--mam-fill", type=int, default=2000)
     ap.add_argument("--mam-queries", type=int, default=20)
+    ap.add_argument("--settle", type=float, default=1.0,
+                    help="seconds between the last login of a footprint step and its memory "
+                    "reading (Hearth releases an idle stream's XML parser after 10 s)")
     ap.add_argument("--runs", type=int, default=1,
                     help="start each server afresh N times; report each figure's median")
     ap.add_argument("--no-echo", action="store_true",
