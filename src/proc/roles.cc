@@ -169,8 +169,9 @@ int keyholder_main() {
 
   // The ECC table signing builds (about 820 KB, see release_ecc_tables)
   // pays off in a burst of logins; a server that signs now and then, as a
-  // family's does, gives it back after kReleaseTablesAfterMs without one.
-  constexpr int kReleaseTablesAfterMs = 10000;
+  // family's does, gives it back after kReleaseTablesAfterMs without one
+  // (rebuilding it costs the next login about 3 ms).
+  constexpr int kReleaseTablesAfterMs = 3000;
   bool may_hold_tables = true;
   for (;;) {
     if (may_hold_tables) {

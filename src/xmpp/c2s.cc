@@ -160,7 +160,7 @@ void C2sStream::on_data(std::string_view data) {
 // arriving: a hibernated stream has none. Hibernation happens from the loop,
 // never inside a parser callback, and only between stanzas.
 void C2sStream::arm_quiet_timer() {
-  constexpr uint64_t kParserIdleMs = 10000;
+  constexpr uint64_t kParserIdleMs = 5000;
   quiet_heard_ = false;
   quiet_timer_ = host_->loop().add_timer(kParserIdleMs, [this] {
     quiet_timer_ = 0;

@@ -570,9 +570,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--mam-fill", type=int, default=2000)
     ap.add_argument("--mam-queries", type=int, default=20)
-    ap.add_argument("--settle", type=float, default=1.0,
-                    help="seconds between the last login of a footprint step and its memory "
-                    "reading (Hearth releases an idle stream's XML parser after 10 s)")
+    ap.add_argument("--settle", type=float, default=12.0,
+                    help="seconds of quiet before each memory reading, idle and after the "
+                    "last login of a footprint step (what a server keeps once it has nothing "
+                    "to do: Hearth releases a quiet stream's XML parser after 5-10 s and its "
+                    "keyholder's signing table after 3 s)")
     ap.add_argument("--runs", type=int, default=1,
                     help="start each server afresh N times; report each figure's median")
     ap.add_argument("--no-echo", action="store_true",

@@ -1,6 +1,6 @@
 """Quiet streams give back their XML parser (issue 7).
 
-A bound stream that stays silent for a whole quiet period (10 s) releases
+A bound stream that stays silent for a whole quiet period (5 s) releases
 its expat parser and stanza arena; the next byte re-creates them with the
 stream's namespaces. These tests let three sessions go quiet until the
 server logs the release, then check that everything a stream can carry
@@ -17,7 +17,7 @@ from hearthtest import HearthServer, XmppClient, body_of, show
 
 USERS = {"alice": "plum-orbit-kettle-42", "bob": "cedar-lamp-river-77",
          "carol": "quartz-meadow-sail-19"}
-QUIET_WAIT = 25.0  # the timer fires 10-20 s after the last byte
+QUIET_WAIT = 14.0  # the timer fires 5-10 s after the last byte
 
 
 @pytest.fixture(scope="module")

@@ -193,6 +193,7 @@ bool Bench::footprint() {
     fprintf(stderr, "hearth-bench: footprint needs --pid\n");
     return false;
   }
+  pump(s_.settle);
   Memory idle = tree_memory(s_.pid);
   add("footprint.idle_rss", static_cast<double>(idle.rss_kib), "KiB");
   add("footprint.idle_pss", static_cast<double>(idle.pss_kib), "KiB");
