@@ -18,6 +18,35 @@ char g_read_buffer[16384];
 std::string g_plain;  // decrypted input scratch, reused
 // Connections with output queued in this turn; flushed at its end.
 std::vector<Connection*> g_dirty;
+
+// Output buffers lent for a turn. A connection takes one when it first has
+// something to say and gives it back once the socket has taken everything,
+// so an idle connection holds none (its memory is what its state needs, not
+// its biggest burst) and a busy reactor does no malloc/free per stanza and
+// recipient: a presence fan-out to 200 contacts used to allocate and free
+// about 600 strings.
+class BufferPool {
+ public:
+  void take(std::string* s) {
+    if (s->capacity() <= kInline && !free_.empty()) {
+      s->swap(free_.back());
+      free_.pop_back();
+    }
+  }
+  void give(std::string* s) {
+    s->clear();
+    if (s->capacity() > kInline && s->capacity() <= kMaxKept && free_.size() < kMaxBuffers)
+      free_.push_back(std::move(*s));
+    std::string().swap(*s);
+  }
+
+ private:
+  static constexpr size_t kMaxKept = 16384;  // a bigger one (a burst) is freed
+  static constexpr size_t kMaxBuffers = 64;
+  const size_t kInline = std::string().capacity();
+  std::vector<std::string> free_;
+};
+BufferPool g_buffers;
 constexpr uint64_t kCloseGraceMs = 3000;
 }  // namespace
 
@@ -104,6 +133,7 @@ void Connection::send(std::string_view data) {
     // Encrypted at the end of the turn (flush), all in one go: a client
     // that gets several stanzas in a turn gets one TLS record, not one
     // per stanza (issue 7).
+    if (plain_.empty()) g_buffers.take(&plain_);
     plain_.append(data);
   } else if (tls_) {
     if (tls_->write(data) == TlsSession::State::kError) {
@@ -112,6 +142,7 @@ void Connection::send(std::string_view data) {
     }
     take_tls_output();
   } else {
+    if (out_pos_ == out_.size()) g_buffers.take(&out_);
     out_.append(data);
   }
   last_output_ms_ = core::Loop::now_ms();
@@ -128,9 +159,9 @@ void Connection::doom(const char* reason) {
   // and closing unregisters this session from them. flush() at the end of
   // the turn finishes the connection.
   doomed_ = reason;
-  out_.clear();
+  g_buffers.give(&out_);
   out_pos_ = 0;
-  std::string().swap(plain_);
+  g_buffers.give(&plain_);
   schedule_flush();
 }
 
@@ -263,19 +294,18 @@ void Connection::pump_tls() {
 // Idle sessions hold no output buffer at all: an idle client costs what its
 // state needs, not the capacity of the biggest burst it ever received (the
 // handshake flight, a roster). When nothing of ours waits, the ciphertext
-// buffer is adopted instead of copied, and TLS starts its next record in an
-// empty string; flush() frees out_ once it is sent.
+// buffer is adopted instead of copied, and TLS starts its next record in a
+// lent one; flush() gives out_ back to the pool once it is sent.
 void Connection::take_tls_output() {
   std::string& pending = tls_->outgoing();
   if (pending.empty()) return;
   if (out_pos_ == out_.size()) {
     out_.swap(pending);
     out_pos_ = 0;
-    std::string().swap(pending);
   } else {
     out_.append(pending);
-    pending.clear();
   }
+  g_buffers.give(&pending);
 }
 
 bool Connection::encrypt_pending() {
@@ -283,12 +313,14 @@ bool Connection::encrypt_pending() {
   if (tls_->state() != TlsSession::State::kOpen) {
     // TLS failed or the peer closed it: nothing more can be said (a
     // pending alert is already in out_).
-    std::string().swap(plain_);
+    g_buffers.give(&plain_);
     return true;
   }
-  std::string plain;
-  plain.swap(plain_);  // idle connections keep no buffer
-  if (tls_->write(plain) == TlsSession::State::kError) {
+  // The records go straight into a lent buffer, which out_ then adopts.
+  if (tls_->outgoing().empty()) g_buffers.take(&tls_->outgoing());
+  TlsSession::State st = tls_->write(plain_);
+  g_buffers.give(&plain_);
+  if (st == TlsSession::State::kError) {
     doom("tls write failed");
     return false;
   }
@@ -314,8 +346,8 @@ void Connection::flush() {
     out_pos_ += static_cast<size_t>(n);
   }
   if (out_pos_ == out_.size()) {
-    // Idle connections keep no buffer (see take_tls_output).
-    std::string().swap(out_);
+    // Idle connections keep no buffer: it goes back to the pool.
+    g_buffers.give(&out_);
     out_pos_ = 0;
     if (state_ == State::kClosing) {
       ::shutdown(fd_, SHUT_WR);
