@@ -11,10 +11,8 @@
 
 #include "loop.h"
 #include "scram.h"
+#include "tls_stream.h"
 #include "xml.h"
-
-struct WOLFSSL;
-struct WOLFSSL_CTX;
 
 namespace hearth::bench {
 
@@ -36,16 +34,7 @@ struct ServerConfig {
   std::string bare_jid(int index) const { return user(index) + "@" + domain; }
 };
 
-// Global TLS client context; call once before any Client starts.
-bool tls_init();
-WOLFSSL_CTX* tls_client_ctx();
-// A client session on `fd` from that context: SNI `sni` (if any) and an
-// X25519 key share. Null on failure.
-WOLFSSL* tls_new_client(int fd, const std::string& sni);
-// "TLSv1.3 TLS13-AES128-GCM-SHA256 X25519": what a handshake agreed.
-std::string tls_describe(WOLFSSL* ssl);
-
-class Client : public Handler {
+class Client : public StreamHandler {
  public:
   enum class State {
     kIdle,
@@ -92,34 +81,24 @@ class Client : public Handler {
   std::function<void(Client&, std::string_view)> on_stanza;
   int tag = 0;  // free for the scenario
 
-  void on_event(uint32_t events) override;
-
  private:
-  void connected();
-  void handshake();
-  void flush();
-  void read_some();
+  void on_connected() override;
+  void on_secure() override;
+  void on_readable() override;
+  void on_error(std::string why) override { fail(std::move(why)); }
   bool handle(std::string_view el);  // false: stop reading (TLS starts)
   void open_stream();
   void after_bind();
   void become_ready();
   void fail(std::string why);
   void shut();
-  void update_interest();
 
-  Loop* loop_;
   const ServerConfig* cfg_;
   SaltCache* cache_;
   int user_index_;
   std::string resource_;
   bool initial_presence_;
   State state_ = State::kIdle;
-  int fd_ = -1;
-  WOLFSSL* ssl_ = nullptr;
-  bool tls_want_write_ = false;
-  uint32_t interest_ = 0;
-  std::string out_;
-  int pending_write_ = 0;  // length of a TLS write to repeat after WANT_WRITE
   StreamSplitter splitter_;
   std::unique_ptr<ScramClient> scram_;
   bool session_required_ = false;

@@ -44,36 +44,27 @@ void on_signal(int) {
 class EchoServer;
 
 // One accepted TLS connection.
-class Conn : public Handler {
+class Conn : public StreamHandler {
  public:
-  Conn(EchoServer* srv, int fd, WOLFSSL* ssl) : srv_(srv), fd_(fd), ssl_(ssl) {}
+  // Takes the socket and its session; waits for the handshake.
+  Conn(EchoServer* srv, int fd, WOLFSSL* ssl);
   ~Conn() override { shut(); }
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
 
-  void on_event(uint32_t events) override;
   // Queues bytes for this connection; flush() writes them.
-  void queue(std::string_view bytes) { out_.append(bytes); }
-  void flush();
-  bool open() const { return fd_ >= 0; }
-  int fd() const { return fd_; }
+  void queue(std::string_view bytes) { stream_.queue(bytes); }
+  bool open() const { return stream_.open(); }
 
  private:
-  void handshake();
-  void read_some();
-  void update_interest();
+  void on_secure() override { stream_.update_interest(); }
+  void on_readable() override;
+  void on_error(std::string) override { shut(); }
   void shut();
 
   EchoServer* srv_;
-  int fd_;
-  WOLFSSL* ssl_;
-  bool handshaking_ = true;
-  bool want_write_ = false;
-  uint32_t interest_ = EPOLLIN;
   int id_ = -1;
   std::string in_;
-  std::string out_;
-  int pending_write_ = 0;  // a write to repeat after WANT_WRITE
 };
 
 class EchoServer : public Handler {
@@ -111,7 +102,6 @@ class EchoServer : public Handler {
       }
       wolfSSL_set_fd(ssl, fd);
       conns_.push_back(std::make_unique<Conn>(this, fd, ssl));
-      loop_.add(fd, EPOLLIN, conns_.back().get());
     }
   }
 
@@ -199,51 +189,20 @@ class EchoServer : public Handler {
   bool dead_ = false;
 };
 
-void Conn::on_event(uint32_t events) {
-  if (fd_ < 0) return;
-  if (handshaking_) {
-    handshake();
-    return;
-  }
-  if (events & EPOLLOUT) flush();
-  if (fd_ >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_some();
-}
-
-void Conn::handshake() {
-  int r = wolfSSL_accept(ssl_);
-  if (r == WOLFSSL_SUCCESS) {
-    handshaking_ = false;
-    want_write_ = false;
-    update_interest();
-    return;
-  }
-  int err = wolfSSL_get_error(ssl_, r);
-  if (err == WOLFSSL_ERROR_WANT_READ) {
-    want_write_ = false;
-  } else if (err == WOLFSSL_ERROR_WANT_WRITE) {
-    want_write_ = true;
-  } else {
-    shut();
-    return;
-  }
-  update_interest();
+Conn::Conn(EchoServer* srv, int fd, WOLFSSL* ssl) : StreamHandler(&srv->loop()), srv_(srv) {
+  stream_.adopt(fd, ssl);
 }
 
 // Reads all that is there, then hands every complete line to the peer in
 // one write: what a server that batches per read does.
-void Conn::read_some() {
+void Conn::on_readable() {
   char buf[16384];
   Conn* peer = nullptr;
   bool closed = false;
   while (true) {
-    int n = wolfSSL_read(ssl_, buf, sizeof buf);
-    if (n <= 0) {
-      int err = wolfSSL_get_error(ssl_, n);
-      if (err == WOLFSSL_ERROR_WANT_READ) break;
-      if (err == WOLFSSL_ERROR_WANT_WRITE) {
-        want_write_ = true;
-        break;
-      }
+    int n = stream_.read(buf, sizeof buf);
+    if (n == TlsStream::kAgain) break;
+    if (n == 0) {
       closed = true;
       break;
     }
@@ -275,177 +234,56 @@ void Conn::read_some() {
   flush();
 }
 
-void Conn::flush() {
-  while (fd_ >= 0 && !out_.empty()) {
-    int len = pending_write_ > 0 ? pending_write_
-                                 : static_cast<int>(std::min<size_t>(out_.size(), 16384));
-    int n = wolfSSL_write(ssl_, out_.data(), len);
-    if (n > 0) {
-      out_.erase(0, static_cast<size_t>(n));
-      pending_write_ = 0;
-      want_write_ = false;
-      continue;
-    }
-    int err = wolfSSL_get_error(ssl_, n);
-    if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ) {
-      pending_write_ = len;
-      want_write_ = err == WOLFSSL_ERROR_WANT_WRITE;
-      break;
-    }
-    shut();
-    return;
-  }
-  update_interest();
-}
-
-void Conn::update_interest() {
-  if (fd_ < 0) return;
-  uint32_t want = EPOLLIN;
-  if (!out_.empty() || want_write_) want |= EPOLLOUT;
-  if (want != interest_) {
-    interest_ = want;
-    srv_->loop().modify(fd_, want, this);
-  }
-}
-
 void Conn::shut() {
-  if (fd_ < 0) return;
+  if (!stream_.open()) return;
   srv_->leave(id_, this);
-  srv_->loop().remove(fd_);
-  wolfSSL_free(ssl_);
-  ssl_ = nullptr;
-  ::close(fd_);
-  fd_ = -1;
+  stream_.close();
   in_.clear();
-  out_.clear();
 }
 
 }  // namespace
 
 void EchoClient::start() {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(cfg_->port);
-  if (getaddrinfo(cfg_->host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) {
-    fail("bad --host (give a numeric address)");
-    return;
-  }
-  fd_ = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) {
-    freeaddrinfo(res);
-    fail(std::string("socket: ") + strerror(errno));
-    return;
-  }
-  int one = 1;
-  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  int r = connect(fd_, res->ai_addr, res->ai_addrlen);
-  freeaddrinfo(res);
-  if (r != 0 && errno != EINPROGRESS) {
-    fail(std::string("connect: ") + strerror(errno));
-    return;
-  }
+  std::string why;
+  if (!stream_.connect(cfg_->host, cfg_->port, &why)) return on_error(std::move(why));
   state_ = State::kConnecting;
-  interest_ = EPOLLOUT;
-  loop_->add(fd_, interest_, this);
 }
 
-void EchoClient::on_event(uint32_t events) {
-  if (fd_ < 0) return;
-  if (state_ == State::kConnecting) {
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0 || (events & EPOLLERR)) {
-      fail(std::string("connect: ") + strerror(err != 0 ? err : ECONNREFUSED));
-      return;
-    }
-    ssl_ = tls_new_client(fd_, "");
-    if (ssl_ == nullptr) return fail("wolfSSL_new");
-    state_ = State::kHandshake;
-    handshake();
-    return;
-  }
-  if (state_ == State::kHandshake) {
-    handshake();
-    return;
-  }
-  if (events & EPOLLOUT) flush();
-  if (fd_ >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_some();
+void EchoClient::on_connected() {
+  if (!stream_.start_tls("")) return on_error("wolfSSL_new");
+  state_ = State::kHandshake;
+  handshake();
 }
 
-void EchoClient::handshake() {
-  int r = wolfSSL_connect(ssl_);
-  if (r == WOLFSSL_SUCCESS) {
-    static bool told = false;
-    if (!told) {
-      told = true;
-      fprintf(stderr, "hearth-bench: echo TLS: %s\n", tls_describe(ssl_).c_str());
-    }
-    want_write_ = false;
-    state_ = State::kHello;
-    out_.append("hello " + std::to_string(id_) + "\n");
-    flush();
-    return;
-  }
-  int err = wolfSSL_get_error(ssl_, r);
-  if (err == WOLFSSL_ERROR_WANT_READ) {
-    want_write_ = false;
-  } else if (err == WOLFSSL_ERROR_WANT_WRITE) {
-    want_write_ = true;
-  } else {
-    char buf[WOLFSSL_MAX_ERROR_SZ];
-    return fail(std::string("TLS handshake: ") + wolfSSL_ERR_error_string(err, buf));
-  }
-  update_interest();
+void EchoClient::on_secure() {
+  static bool told = false;
+  tls_tell_once(stream_.ssl(), "echo TLS", &told);
+  state_ = State::kHello;
+  stream_.queue("hello " + std::to_string(id_) + "\n");
+  flush();
 }
 
 void EchoClient::send(std::string_view line) {
-  if (fd_ < 0) return;
-  out_.append(line);
+  if (!stream_.open()) return;
+  stream_.queue(line);
   if (state_ == State::kHello || state_ == State::kReady) flush();
 }
 
-void EchoClient::flush() {
-  while (fd_ >= 0 && !out_.empty()) {
-    int len = pending_write_ > 0 ? pending_write_
-                                 : static_cast<int>(std::min<size_t>(out_.size(), 16384));
-    int n = wolfSSL_write(ssl_, out_.data(), len);
-    if (n > 0) {
-      out_.erase(0, static_cast<size_t>(n));
-      pending_write_ = 0;
-      want_write_ = false;
-      continue;
-    }
-    int err = wolfSSL_get_error(ssl_, n);
-    if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ) {
-      pending_write_ = len;
-      want_write_ = err == WOLFSSL_ERROR_WANT_WRITE;
-      break;
-    }
-    return fail("TLS write failed");
-  }
-  update_interest();
+void EchoClient::close() {
+  if (!stream_.open()) return;
+  if (state_ != State::kFailed) state_ = State::kClosed;
+  shut();
 }
 
-void EchoClient::read_some() {
+void EchoClient::on_readable() {
   char buf[16384];
-  while (fd_ >= 0) {
-    int n = wolfSSL_read(ssl_, buf, sizeof buf);
-    if (n <= 0) {
-      int err = wolfSSL_get_error(ssl_, n);
-      if (err == WOLFSSL_ERROR_WANT_READ) break;
-      if (err == WOLFSSL_ERROR_WANT_WRITE) {
-        want_write_ = true;
-        break;
-      }
-      return fail("the echo server closed the connection");
-    }
+  while (stream_.open()) {
+    int n = stream_.read(buf, sizeof buf);
+    if (n == TlsStream::kAgain) break;
+    if (n == 0) return on_error("the echo server closed the connection");
     in_.append(buf, static_cast<size_t>(n));
     size_t pos = 0;
-    while (fd_ >= 0) {
+    while (stream_.open()) {
       size_t nl = in_.find('\n', pos);
       if (nl == std::string::npos) break;
       std::string_view line(in_.data() + pos, nl - pos);
@@ -456,47 +294,21 @@ void EchoClient::read_some() {
         on_line(*this, line);
       }
     }
-    if (fd_ < 0) return;
+    if (!stream_.open()) return;
     in_.erase(0, pos);
   }
-  update_interest();
+  stream_.update_interest();
 }
 
-void EchoClient::update_interest() {
-  if (fd_ < 0) return;
-  uint32_t want = EPOLLIN;
-  if (state_ == State::kConnecting) want = EPOLLOUT;
-  if (!out_.empty() || want_write_) want |= EPOLLOUT;
-  if (want != interest_) {
-    interest_ = want;
-    loop_->modify(fd_, want, this);
-  }
-}
-
-void EchoClient::fail(std::string why) {
+void EchoClient::on_error(std::string why) {
   error_ = std::move(why);
   state_ = State::kFailed;
   shut();
 }
 
-void EchoClient::close() {
-  if (fd_ < 0) return;
-  if (state_ != State::kFailed) state_ = State::kClosed;
-  shut();
-}
-
 void EchoClient::shut() {
-  if (ssl_ != nullptr) {
-    wolfSSL_free(ssl_);
-    ssl_ = nullptr;
-  }
-  if (fd_ >= 0) {
-    loop_->remove(fd_);
-    ::close(fd_);
-    fd_ = -1;
-  }
+  stream_.close();
   in_.clear();
-  out_.clear();
 }
 
 int run_echo_server(const EchoServerOptions& o) {

@@ -16,6 +16,7 @@
 
 #include "client.h"
 #include "loop.h"
+#include "tls_stream.h"
 
 namespace hearth::bench {
 
@@ -31,11 +32,12 @@ int run_echo_server(const EchoServerOptions& o);
 
 // A client of the echo server: TCP, TLS (the same client context and key
 // share as Client), "hello N", then lines.
-class EchoClient : public Handler {
+class EchoClient : public StreamHandler {
  public:
   enum class State { kIdle, kConnecting, kHandshake, kHello, kReady, kFailed, kClosed };
 
-  EchoClient(Loop* loop, const ServerConfig* cfg, int id) : loop_(loop), cfg_(cfg), id_(id) {}
+  EchoClient(Loop* loop, const ServerConfig* cfg, int id)
+      : StreamHandler(loop), cfg_(cfg), id_(id) {}
   ~EchoClient() override { shut(); }
   EchoClient(const EchoClient&) = delete;
   EchoClient& operator=(const EchoClient&) = delete;
@@ -53,27 +55,17 @@ class EchoClient : public Handler {
   // Every line (without its newline) once ready.
   std::function<void(EchoClient&, std::string_view)> on_line;
 
-  void on_event(uint32_t events) override;
-
  private:
-  void handshake();
-  void flush();
-  void read_some();
-  void update_interest();
-  void fail(std::string why);
+  void on_connected() override;
+  void on_secure() override;
+  void on_readable() override;
+  void on_error(std::string why) override;
   void shut();
 
-  Loop* loop_;
   const ServerConfig* cfg_;
   int id_;
   State state_ = State::kIdle;
-  int fd_ = -1;
-  WOLFSSL* ssl_ = nullptr;
-  bool want_write_ = false;
-  uint32_t interest_ = 0;
-  int pending_write_ = 0;
   std::string in_;
-  std::string out_;
   std::string error_;
 };
 
