@@ -89,6 +89,23 @@ bool Bench::run_until(const std::function<bool()>& pred, double timeout) {
   return true;
 }
 
+Bench::Burst Bench::burst(int pairs, const std::function<void(int)>& send_one, const long& sent,
+                          bool* sending, const std::function<bool()>& arrived) {
+  Burst b{};
+  b.cpu0 = cpu_us();
+  b.t0 = now_ns();
+  for (int i = 0; i < pairs; ++i)
+    for (int w = 0; w < s_.window; ++w)
+      send_one(i);
+  int64_t stop = b.t0 + static_cast<int64_t>(s_.duration * 1e9);
+  run_until([&] { return now_ns() >= stop || sent >= s_.max_messages; }, s_.duration + 1);
+  *sending = false;
+  b.drained = run_until(arrived, 10.0);
+  b.t1 = now_ns();
+  b.cpu1 = cpu_us();
+  return b;
+}
+
 void Bench::pump(double seconds) {
   int64_t end = now_ns() + static_cast<int64_t>(seconds * 1e9);
   while (now_ns() < end)
@@ -348,17 +365,8 @@ bool Bench::messages() {
       }
     };
   }
-  long long cpu0 = cpu_us();
-  int64_t t0 = now_ns();
-  for (int i = 0; i < p; ++i)
-    for (int w = 0; w < s_.window; ++w)
-      send_one(i);
-  int64_t stop = t0 + static_cast<int64_t>(s_.duration * 1e9);
-  run_until([&] { return now_ns() >= stop || sent >= s_.max_messages; }, s_.duration + 1);
-  sending = false;
-  bool drained = run_until([&] { return delivered + errors >= sent; }, 10.0);
-  int64_t t1 = now_ns();
-  long long cpu1 = cpu_us();
+  auto [t0, t1, cpu0, cpu1, drained] =
+      burst(p, send_one, sent, &sending, [&] { return delivered + errors >= sent; });
   int lost = 0;
   for (auto& c : senders)
     lost += c->ready() ? 0 : 1;
@@ -638,17 +646,8 @@ bool Bench::echo() {
       if (sending && sent < s_.max_messages) send_one(pair);
     };
   }
-  long long cpu0 = cpu_us();
-  int64_t t0 = now_ns();
-  for (int i = 0; i < p; ++i)
-    for (int w = 0; w < s_.window; ++w)
-      send_one(i);
-  int64_t stop = t0 + static_cast<int64_t>(s_.duration * 1e9);
-  run_until([&] { return now_ns() >= stop || sent >= s_.max_messages; }, s_.duration + 1);
-  sending = false;
-  bool drained = run_until([&] { return delivered >= sent; }, 10.0);
-  int64_t t1 = now_ns();
-  long long cpu1 = cpu_us();
+  auto [t0, t1, cpu0, cpu1, drained] =
+      burst(p, send_one, sent, &sending, [&] { return delivered >= sent; });
   int lost = 0;
   for (auto& c : cs) {
     lost += c->ready() ? 0 : 1;

@@ -63,6 +63,19 @@ class Bench {
   // Returns the number that failed.
   int login_all(const std::vector<Client*>& cs, int concurrency, std::vector<double>* lat_ms,
                 bool close_when_ready);
+  // What a run of traffic took: wall clock (ns) and server CPU (us) from
+  // its start to its end, and whether all that was sent arrived.
+  struct Burst {
+    int64_t t0, t1;
+    long long cpu0, cpu1;
+    bool drained;
+  };
+  // Puts --window sends in flight for each of `pairs` (send_one(pair)), runs
+  // the loop while the handlers keep sending, for --duration or until
+  // `sent` reaches --max-messages, then clears *sending and waits up to
+  // 10 s for arrived().
+  Burst burst(int pairs, const std::function<void(int)>& send_one, const long& sent, bool* sending,
+              const std::function<bool()>& arrived);
   // Runs the loop until pred() or `timeout` seconds; returns pred().
   bool run_until(const std::function<bool()>& pred, double timeout);
   void pump(double seconds);
