@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "xml/parser.h"
+#include "parser_fixture.h"
 
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
 #include <malloc.h>
@@ -18,13 +18,11 @@
 namespace hearth::xml {
 namespace {
 
-constexpr char kHeader[] =
-    "<?xml version='1.0'?>"
-    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
-    " to='example.com' version='1.0' xml:lang='en'>";
+using test::kHeader;
 
-// Records every callback as text, so two runs can be compared exactly.
-class Recorder : public StreamParser::Handler {
+// Records every callback as a line of text, so two runs can be compared
+// exactly.
+class EventLog : public test::ErrorRecorder {
  public:
   void on_stream_start(const Element& header) override {
     events.push_back("start " + std::string(header.attr("to")));
@@ -39,22 +37,15 @@ class Recorder : public StreamParser::Handler {
   void on_stream_end() override { events.emplace_back("end"); }
   void on_stream_error(StreamError e, std::string_view text) override {
     events.push_back(std::string("error ") + stream_error_name(e) + " " + std::string(text));
-    error = e;
-    error_text = std::string(text);
+    ErrorRecorder::on_stream_error(e, text);
   }
 
   std::vector<std::string> events;
   size_t stanzas = 0;
-  StreamError error = StreamError::kNone;
-  std::string error_text;
   std::function<void(Element&)> hook;
 };
 
-struct Fixture {
-  explicit Fixture(ParserLimits limits = {}) : parser(&rec, limits) {}
-  Recorder rec;
-  StreamParser parser;
-};
+using Fixture = test::ParserFixture<EventLog>;
 
 std::string sized_stanza(size_t total) {
   std::string head = "<message><body>";
@@ -258,6 +249,22 @@ TEST(StreamParserHibernateTest, HeaderPrefixesResolveAfterWakeUp) {
   EXPECT_EQ(g.rec.error, StreamError::kNotWellFormed);
 }
 
+// With `limits`, after a wake-up `fits` (if any) is taken; after another,
+// `over` is refused for `why`.
+void expect_limit_after_wake_up(const ParserLimits& limits, const std::string& fits,
+                                const std::string& over, const char* why) {
+  SCOPED_TRACE(why);
+  Fixture f(limits);
+  ASSERT_TRUE(f.parser.feed(kHeader));
+  ASSERT_TRUE(f.parser.hibernate());
+  if (!fits.empty()) {
+    ASSERT_TRUE(f.parser.feed(fits));
+    ASSERT_TRUE(f.parser.hibernate());
+  }
+  EXPECT_FALSE(f.parser.feed(over));
+  EXPECT_EQ(f.rec.error_text, why);
+}
+
 TEST(StreamParserHibernateTest, LimitsStillEnforcedAfterWakeUp) {
   ParserLimits l;
   l.max_stanza_size = 1000;
@@ -296,31 +303,12 @@ TEST(StreamParserHibernateTest, LimitsStillEnforcedAfterWakeUp) {
     EXPECT_TRUE(f.parser.feed("<a/>"));
     EXPECT_EQ(f.rec.stanzas, 1u);
   }
-  {
-    Fixture f(l);
-    ASSERT_TRUE(f.parser.feed(kHeader));
-    ASSERT_TRUE(f.parser.hibernate());
-    ASSERT_TRUE(f.parser.feed("<a><b><c><d/></c></b></a>"));
-    ASSERT_TRUE(f.parser.hibernate());
-    EXPECT_FALSE(f.parser.feed("<a><b><c><d><e/></d></c></b></a>"));
-    EXPECT_EQ(f.rec.error_text, "elements nested too deeply");
-  }
-  {
-    Fixture f(l);
-    ASSERT_TRUE(f.parser.feed(kHeader));
-    ASSERT_TRUE(f.parser.hibernate());
-    ASSERT_TRUE(f.parser.feed("<a v='1' w='1' x='1' y='2' z='3'/>"));
-    ASSERT_TRUE(f.parser.hibernate());
-    EXPECT_FALSE(f.parser.feed("<a u='0' v='1' w='1' x='1' y='2' z='3'/>"));
-    EXPECT_EQ(f.rec.error_text, "too many attributes");
-  }
-  {
-    Fixture f(l);
-    ASSERT_TRUE(f.parser.feed(kHeader));
-    ASSERT_TRUE(f.parser.hibernate());
-    EXPECT_FALSE(f.parser.feed("<a x='" + std::string(21, 'v') + "'/>"));
-    EXPECT_EQ(f.rec.error_text, "attribute value too large");
-  }
+  expect_limit_after_wake_up(l, "<a><b><c><d/></c></b></a>", "<a><b><c><d><e/></d></c></b></a>",
+                             "elements nested too deeply");
+  expect_limit_after_wake_up(l, "<a v='1' w='1' x='1' y='2' z='3'/>",
+                             "<a u='0' v='1' w='1' x='1' y='2' z='3'/>", "too many attributes");
+  expect_limit_after_wake_up(l, "", "<a x='" + std::string(21, 'v') + "'/>",
+                             "attribute value too large");
   {
     Fixture f(l);
     ASSERT_TRUE(f.parser.feed(kHeader));
@@ -391,14 +379,10 @@ TEST(StreamParserHibernateTest, RotationStillWorksWithWakeUps) {
   // every read that ends between stanzas; memory stays bounded.
   Fixture f;
   ASSERT_TRUE(f.parser.feed(kHeader));
-  std::string all;
   size_t count = 0;
-  while (all.size() < 1500000) {
-    all += "<message id='" + std::to_string(count) + "'><e" + std::to_string(count) +
-           " xmlns='urn:n" + std::to_string(count) + "'/><body>" + std::string(300, 'b') +
-           "</body></message>";
-    ++count;
-  }
+  std::string all = test::numbered_messages(1500000, 300, &count, [](size_t n) {
+    return "<e" + std::to_string(n) + " xmlns='urn:n" + std::to_string(n) + "'/>";
+  });
   size_t slept = 0;
   size_t peak = 0;
   for (size_t off = 0; off < all.size(); off += 1733) {

@@ -6,17 +6,16 @@
 #include <string>
 #include <vector>
 
+#include "parser_fixture.h"
+
 namespace hearth::xml {
 namespace {
 
-constexpr char kHeader[] =
-    "<?xml version='1.0'?>"
-    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
-    " to='example.com' version='1.0' xml:lang='en'>";
+using test::kHeader;
 
 // Records every callback; stanzas are serialised during the call (the
 // element is only valid then).
-class Recorder : public StreamParser::Handler {
+class Recorder : public test::ErrorRecorder {
  public:
   void on_stream_start(const Element& header) override {
     ++starts;
@@ -42,8 +41,7 @@ class Recorder : public StreamParser::Handler {
   void on_stream_error(StreamError e, std::string_view text) override {
     EXPECT_EQ(error, StreamError::kNone) << "second error";
     ++errors;
-    error = e;
-    error_text = std::string(text);
+    ErrorRecorder::on_stream_error(e, text);
   }
 
   int starts = 0;
@@ -51,17 +49,11 @@ class Recorder : public StreamParser::Handler {
   int errors = 0;
   std::string header_name, header_ns, header_to, header_version, header_lang;
   std::vector<std::string> stanzas;
-  StreamError error = StreamError::kNone;
-  std::string error_text;
   std::function<void(Element&)> on_stanza_hook;
   std::function<void(const Element&)> on_start_hook;
 };
 
-struct Fixture {
-  explicit Fixture(ParserLimits limits = {}) : parser(&rec, limits) {}
-  Recorder rec;
-  StreamParser parser;
-};
+using Fixture = test::ParserFixture<Recorder>;
 
 // Feeds a whole stream and returns the error (kNone if none).
 StreamError parse_all(std::string_view data, ParserLimits limits = {}) {
@@ -705,12 +697,8 @@ TEST(StreamParserTest, RotationSplitsAChunkCorrectly) {
   // Stanzas spanning the internal restart point, fed in odd-sized reads.
   Fixture f;
   ASSERT_TRUE(f.parser.feed(kHeader));
-  std::string all;
   size_t count = 0;
-  while (all.size() < 700000) {
-    all += "<message id='" + std::to_string(count++) + "'><body>" + std::string(997, 'b') +
-           "</body></message>";
-  }
+  std::string all = test::numbered_messages(700000, 997, &count);
   all += "</stream:stream>";
   for (size_t off = 0; off < all.size(); off += 7919) {
     ASSERT_TRUE(f.parser.feed(std::string_view(all).substr(off, 7919)));
