@@ -156,9 +156,13 @@ def snapshot_dir(path):
 
 
 def restore_dir(path):
-    """Puts the data back as snapshot_dir() found it: each run starts alike."""
+    """Puts the data back as snapshot_dir() found it: each run starts alike.
+    The copy is written back to disk before the server starts: pages of a
+    file still dirty from cp, once a server maps the file (Hearth's LMDB),
+    count as that process's private dirty memory."""
     shutil.rmtree(path, ignore_errors=True)
     subprocess.run(["cp", "-a", path + ".pristine", path], check=True)
+    os.sync()
 
 
 def wait_tcp(proc, port, what, log_path, timeout=15.0):
