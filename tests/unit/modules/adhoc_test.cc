@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "module_fixture.h"
 #include "modules/host.h"
 
 namespace hearth::modules {
@@ -73,23 +74,7 @@ TEST(DataForms, BuildsXep0004Markup) {
 
 // ---- the command flow through a real Host ----
 
-class FakeSession : public xmpp::Session {
- public:
-  explicit FakeSession(std::string full) : jid_(xmpp::Jid::parse(full).value()) {}
-  const xmpp::Jid& jid() const override { return jid_; }
-  void deliver(const xml::Element& stanza) override {
-    std::string out;
-    xml::serialize(stanza, &out);
-    received.push_back(out);
-  }
-  void deliver_raw(std::string_view xml) override { received.emplace_back(xml); }
-  void kick(std::string_view, std::string_view) override {}
-  std::string last() const { return received.empty() ? std::string() : received.back(); }
-  std::vector<std::string> received;
-
- private:
-  xmpp::Jid jid_;
-};
+using test::FakeSession;
 
 std::vector<std::string>* g_runs = nullptr;
 
@@ -138,23 +123,13 @@ std::unique_ptr<Module> create_commands(Context& ctx) {
 }
 const ModuleDef kCommands = {"commands", "test commands", {}, {"adhoc"}, &create_commands};
 
-class AdhocTest : public ::testing::Test {
+class AdhocTest : public test::HostFixture {
  protected:
   void SetUp() override {
     g_runs = &runs_;
-    config_.domain = "example.org";
     config_.admins = {"admin@example.org"};
-    Result<std::unique_ptr<core::Loop>> loop = core::Loop::create();
-    ASSERT_TRUE(loop.ok());
-    loop_ = std::move(loop.value());
-    Host::Deps deps;
-    deps.config = &config_;
-    deps.loop = loop_.get();
-    deps.router = &router_;
-    deps.modules = &modules_;
-    Result<std::unique_ptr<Host>> host = Host::create(deps);
-    ASSERT_TRUE(host.ok()) << host.error().message;
-    host_ = std::move(host.value());
+    modules_ = {&kModule_adhoc, &kCommands};
+    ASSERT_NO_FATAL_FAILURE(start_host());
     host_->set_users({"admin", "user"});
   }
   std::string command(FakeSession& from, std::string_view node, std::string_view action = {},
@@ -184,12 +159,6 @@ class AdhocTest : public ::testing::Test {
   }
 
   std::vector<std::string> runs_;
-  config::Config config_;
-  std::unique_ptr<core::Loop> loop_;
-  xmpp::Router router_{"example.org"};
-  std::vector<const ModuleDef*> modules_ = {&kModule_adhoc, &kCommands};
-  std::unique_ptr<Host> host_;
-  xml::Arena arena_;
   FakeSession admin_{"admin@example.org/a"};
   FakeSession user_{"user@example.org/u"};
 };

@@ -1,27 +1,21 @@
 #include "modules/blocking/blocking.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "module_fixture.h"
 #include "modules/module.h"
 #include "storage/env.h"
 
 namespace hearth::modules::blocking {
 namespace {
 
-using Strings = std::vector<std::string>;
-
-xmpp::Jid jid(std::string_view text) {
-  auto j = xmpp::Jid::parse(text);
-  EXPECT_TRUE(j.ok()) << text;
-  return j.ok() ? *j : xmpp::Jid();
-}
+using test::jid;
+using test::Strings;
 
 TEST(BlockingMatch, FullJidInXep0191Order) {
   EXPECT_EQ(match_candidates(jid("Romeo@Montague.net/Orchard")),
@@ -41,22 +35,10 @@ TEST(BlockingMatch, BareJidAndDomains) {
 class BlockingStore : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-block-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    storage::EnvOptions o;
-    o.map_size = 1 << 20;
-    o.dbs = {std::string(kTable)};
-    auto env = storage::Env::open(dir_ + "/data.mdb", o);
-    ASSERT_TRUE(env.ok()) << env.error().message;
-    env_ = std::move(env).value();
+    ASSERT_NO_FATAL_FAILURE(env_.open("hearth-block", {std::string(kTable)}, 1 << 20));
     list_ = std::make_unique<Blocklist>(*env_, env_->db(kTable).value());
   }
-  void TearDown() override {
-    list_.reset();
-    env_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { list_.reset(); }
 
   Strings items(std::string_view user) {
     auto r = list_->items(user);
@@ -64,8 +46,7 @@ class BlockingStore : public ::testing::Test {
     return r.ok() ? *r : Strings{};
   }
 
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
+  test::TempEnv env_;
   std::unique_ptr<Blocklist> list_;
 };
 

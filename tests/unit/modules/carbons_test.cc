@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "module_fixture.h"
 #include "modules/host.h"
 #include "xml/fragment.h"
 
@@ -157,46 +158,13 @@ TEST_F(CarbonsRules, WrapSharesTheOriginalOrAddsTheSendersStanzaId) {
 
 // ---- the module on the real host pipeline ----
 
-class FakeSession : public xmpp::Session {
- public:
-  FakeSession(std::string full, Host** host) : jid_(xmpp::Jid::parse(full).value()), host_(host) {}
-  const xmpp::Jid& jid() const override { return jid_; }
-  void deliver(const xml::Element& stanza) override {
-    if (*host_ != nullptr && (*host_)->filter_output(*this, stanza)) return;
-    std::string out;
-    xml::serialize(stanza, &out);
-    received.push_back(out);
-  }
-  void deliver_raw(std::string_view xml) override { received.emplace_back(xml); }
-  void kick(std::string_view, std::string_view) override {}
-  size_t count(std::string_view needle) const {
-    size_t n = 0;
-    for (const std::string& r : received)
-      if (r.find(needle) != std::string::npos) ++n;
-    return n;
-  }
-  std::vector<std::string> received;
+using test::FakeSession;
 
- private:
-  xmpp::Jid jid_;
-  Host** host_;
-};
-
-class CarbonsModuleTest : public ::testing::Test {
+class CarbonsModuleTest : public test::HostFixture {
  protected:
   void SetUp() override {
-    config_.domain = "example.org";
-    auto loop = core::Loop::create();
-    ASSERT_TRUE(loop.ok());
-    loop_ = std::move(loop.value());
-    Host::Deps deps;
-    deps.config = &config_;
-    deps.loop = loop_.get();
-    deps.router = &router_;
-    deps.modules = &modules_;
-    auto host = Host::create(deps);
-    ASSERT_TRUE(host.ok()) << host.error().message;
-    host_ = std::move(host.value());
+    modules_ = {&kModule_carbons};
+    ASSERT_NO_FATAL_FAILURE(start_host());
     raw_ = host_.get();
     host_->set_users({"alice", "bob"});
     for (FakeSession* s : {&a_, &b_, &c_, &bob_})
@@ -214,19 +182,11 @@ class CarbonsModuleTest : public ::testing::Test {
                        std::string(from) + "'";
     if (!to.empty()) text += " to='" + std::string(to) + "'";
     text += "><body>hi</body>" + std::string(extra) + "</message>";
-    auto e = xml::parse_fragment(text, arena_);
-    EXPECT_TRUE(e.ok());
-    return *e.value();
+    return parse(text);
   }
   size_t total(const FakeSession& s) const { return s.received.size(); }
 
-  config::Config config_;
-  std::unique_ptr<core::Loop> loop_;
-  xmpp::Router router_{"example.org"};
-  std::vector<const ModuleDef*> modules_{&kModule_carbons};
-  std::unique_ptr<Host> host_;
   Host* raw_ = nullptr;
-  xml::Arena arena_;
   int seq_ = 0;
   FakeSession a_{"alice@example.org/a", &raw_}, b_{"alice@example.org/b", &raw_},
       c_{"alice@example.org/c", &raw_}, bob_{"bob@example.org/pc", &raw_};

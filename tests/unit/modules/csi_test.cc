@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "module_fixture.h"
 #include "modules/host.h"
 #include "xml/fragment.h"
 
@@ -112,62 +113,24 @@ TEST_F(CsiClassify, HeadlinesAndErrorsAreHeld) {
 
 // ---- the module on the real host ----
 
-class FakeSession : public xmpp::Session {
- public:
-  FakeSession(std::string full, Host** host) : jid_(xmpp::Jid::parse(full).value()), host_(host) {}
-  const xmpp::Jid& jid() const override { return jid_; }
-  void deliver(const xml::Element& stanza) override {
-    if (*host_ != nullptr && (*host_)->filter_output(*this, stanza)) return;
-    std::string out;
-    xml::serialize(stanza, &out);
-    received.push_back(out);
-  }
-  void deliver_raw(std::string_view xml) override { received.emplace_back(xml); }
-  void kick(std::string_view, std::string_view) override {}
-  std::vector<std::string> received;
+using test::FakeSession;
 
- private:
-  xmpp::Jid jid_;
-  Host** host_;
-};
-
-class CsiModuleTest : public ::testing::Test {
+class CsiModuleTest : public test::HostFixture {
  protected:
   void SetUp() override {
-    config_.domain = "example.org";
     config_.csi.max_held = 4;
-    auto loop = core::Loop::create();
-    ASSERT_TRUE(loop.ok());
-    loop_ = std::move(loop.value());
-    Host::Deps deps;
-    deps.config = &config_;
-    deps.loop = loop_.get();
-    deps.router = &router_;
-    deps.modules = &modules_;
-    auto host = Host::create(deps);
-    ASSERT_TRUE(host.ok()) << host.error().message;
-    host_ = std::move(host.value());
+    modules_ = {&kModule_csi};
+    ASSERT_NO_FATAL_FAILURE(start_host());
     raw_ = host_.get();
   }
   void TearDown() override { raw_ = nullptr; }
-  const xml::Element& el(std::string_view text) {
-    auto e = xml::parse_fragment(text, arena_);
-    EXPECT_TRUE(e.ok()) << text;
-    return *e.value();
-  }
   void nonza(std::string_view name) {
     std::string text = "<" + std::string(name) + " xmlns='urn:xmpp:csi:0'/>";
-    EXPECT_TRUE(host_->nonza(s_, el(text)));
+    EXPECT_TRUE(host_->nonza(s_, parse(text)));
   }
-  void give(std::string_view text) { s_.deliver(el(text)); }
+  void give(std::string_view text) { s_.deliver(parse(text)); }
 
-  config::Config config_;
-  std::unique_ptr<core::Loop> loop_;
-  xmpp::Router router_{"example.org"};
-  std::vector<const ModuleDef*> modules_{&kModule_csi};
-  std::unique_ptr<Host> host_;
   Host* raw_ = nullptr;
-  xml::Arena arena_;
   FakeSession s_{"alice@example.org/phone", &raw_};
 };
 

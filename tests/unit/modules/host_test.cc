@@ -1,37 +1,16 @@
 #include "modules/host.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <string>
 #include <vector>
 
+#include "module_fixture.h"
+
 namespace hearth::modules {
 namespace {
 
-class FakeSession : public xmpp::Session {
- public:
-  explicit FakeSession(std::string full) : jid_(xmpp::Jid::parse(full).value()) {}
-  const xmpp::Jid& jid() const override { return jid_; }
-  void deliver(const xml::Element& stanza) override {
-    std::string out;
-    xml::serialize(stanza, &out);
-    received.push_back(out);
-  }
-  void deliver_raw(std::string_view xml) override { received.emplace_back(xml); }
-  void kick(std::string_view condition, std::string_view) override {
-    kicked = std::string(condition);
-  }
-  bool got(std::string_view needle, size_t i = 0) const {
-    return i < received.size() && received[i].find(needle) != std::string::npos;
-  }
-  std::vector<std::string> received;
-  std::string kicked;
-
- private:
-  xmpp::Jid jid_;
-};
+using test::FakeSession;
 
 // What the test module saw; it registers through the real Context API.
 struct Seen {
@@ -103,23 +82,12 @@ class FakeAccounts : public AccountBackend {
   std::vector<std::string> calls;
 };
 
-class HostTest : public ::testing::Test {
+class HostTest : public test::HostFixture {
  protected:
   void SetUp() override {
     g_seen = &seen_;
-    config_.domain = "example.org";
-    Result<std::unique_ptr<core::Loop>> loop = core::Loop::create();
-    ASSERT_TRUE(loop.ok());
-    loop_ = std::move(loop.value());
-    Host::Deps deps;
-    deps.config = &config_;
-    deps.loop = loop_.get();
-    deps.router = &router_;
-    deps.accounts = &accounts_;
-    deps.modules = &modules_;
-    Result<std::unique_ptr<Host>> host = Host::create(deps);
-    ASSERT_TRUE(host.ok()) << host.error().message;
-    host_ = std::move(host.value());
+    modules_ = {&kTestModule};
+    ASSERT_NO_FATAL_FAILURE(start_host(&accounts_));
     host_->set_users({"alice", "bob"});
   }
   xml::Element* stanza(std::string_view name, std::string_view from, std::string_view to,
@@ -139,13 +107,7 @@ class HostTest : public ::testing::Test {
   }
 
   Seen seen_;
-  config::Config config_;
-  std::unique_ptr<core::Loop> loop_;
-  xmpp::Router router_{"example.org"};
   FakeAccounts accounts_;
-  std::vector<const ModuleDef*> modules_{&kTestModule};
-  std::unique_ptr<Host> host_;
-  xml::Arena arena_;
 };
 
 TEST_F(HostTest, MessageToFullJidIsDeliveredAfterInboundHooksInPriorityOrder) {
@@ -309,14 +271,9 @@ TEST_F(HostTest, AdminsFromTheIniAreRecognisedByBareJid) {
 }
 
 TEST(HostWipe, DeletesEveryKeyOfTheUserAndNothingElse) {
-  char dir[] = "/tmp/hearth-host-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::string path = std::string(dir) + "/data.mdb";
-  storage::EnvOptions options;
-  options.dbs = {"t1", "t2"};
-  Result<std::unique_ptr<storage::Env>> env = storage::Env::open(path, options);
-  ASSERT_TRUE(env.ok());
-  storage::Env& db = *env.value();
+  test::TempEnv env;
+  ASSERT_NO_FATAL_FAILURE(env.open("hearth-host", {"t1", "t2"}));
+  storage::Env& db = *env;
   ASSERT_TRUE(db.write([&](storage::WriteTxn& txn) -> Status {
                   for (const char* t : {"t1", "t2"}) {
                     storage::Dbi d = db.db(t).value();
@@ -341,10 +298,6 @@ TEST(HostWipe, DeletesEveryKeyOfTheUserAndNothingElse) {
     EXPECT_EQ(keys, (std::vector<std::string>{user_key("alice", "x"), user_key("bob", "al")}));
   }
   txn->abort();
-  env.value().reset();
-  unlink(path.c_str());
-  unlink((path + "-lock").c_str());
-  rmdir(dir);
 }
 
 }  // namespace

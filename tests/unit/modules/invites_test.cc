@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <sodium.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <optional>
@@ -11,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "module_fixture.h"
 #include "modules/adhoc/adhoc.h"
 #include "modules/host.h"
 #include "modules/roster/roster.h"
@@ -219,46 +218,22 @@ class FakeAccounts : public AccountBackend {
   std::vector<std::string> created, passwords;
 };
 
-class InvitesModuleTest : public ::testing::Test {
+class InvitesModuleTest : public test::HostFixture {
  protected:
   void SetUp() override {
-    ASSERT_NE(mkdtemp(dir_), nullptr);
-    path_ = std::string(dir_) + "/data.mdb";
-    storage::EnvOptions options;
-    options.dbs = Host::all_tables();
-    Result<std::unique_ptr<storage::Env>> env = storage::Env::open(path_, options);
-    ASSERT_TRUE(env.ok()) << env.error().message;
-    env_ = std::move(env.value());
-    config_.domain = "example.org";
+    ASSERT_NO_FATAL_FAILURE(env_.open("hearth-invites", Host::all_tables()));
     config_.admins = {"root@example.org"};
-    Result<std::unique_ptr<core::Loop>> loop = core::Loop::create();
-    ASSERT_TRUE(loop.ok());
-    loop_ = std::move(loop.value());
+    modules_ = {&kModule_roster, &kModule_presence, &kModule_adhoc, &kModule_invites};
     start();
   }
   void start() {
     host_.reset();
-    Host::Deps deps;
-    deps.config = &config_;
-    deps.loop = loop_.get();
-    deps.router = &router_;
-    deps.db = env_.get();
-    deps.accounts = &accounts_;
-    deps.modules = &modules_;
-    Result<std::unique_ptr<Host>> host = Host::create(deps);
-    ASSERT_TRUE(host.ok()) << host.error().message;
-    host_ = std::move(host.value());
+    ASSERT_NO_FATAL_FAILURE(start_host(&accounts_));
     host_->set_users({"alice", "bob", "root"});
     host_->set_preauth_lookup(
         [this](uint64_t id) -> PreauthStream* { return id == stream_.id() ? &stream_ : nullptr; });
   }
-  void TearDown() override {
-    host_.reset();
-    env_.reset();
-    unlink(path_.c_str());
-    unlink((path_ + "-lock").c_str());
-    rmdir(dir_);
-  }
+  void TearDown() override { host_.reset(); }
   Invite add_invite(uint32_t uses = 1, std::string inviter = {}, std::string username = {},
                     bool admin = false, uint64_t expires = 0) {
     Invite i;
@@ -305,18 +280,8 @@ class InvitesModuleTest : public ::testing::Test {
   }
 
   static constexpr const char* kPassword = "quiet-lantern-harbor-88";
-  char dir_[32] = "/tmp/hearth-invites-XXXXXX";
-  std::string path_;
-  std::unique_ptr<storage::Env> env_;
-  config::Config config_;
-  std::unique_ptr<core::Loop> loop_;
-  xmpp::Router router_{"example.org"};
   FakeAccounts accounts_;
   FakePreauth stream_;
-  std::vector<const ModuleDef*> modules_ = {&kModule_roster, &kModule_presence, &kModule_adhoc,
-                                            &kModule_invites};
-  std::unique_ptr<Host> host_;
-  xml::Arena arena_;
   int seq_ = 0;
 };
 

@@ -2,12 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "module_fixture.h"
 #include "modules/module.h"
 #include "storage/codec.h"
 #include "xml/fragment.h"
@@ -244,20 +243,9 @@ TEST(MamPrefs, ModeNamesAndCodec) {
 class MamStore : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-mam-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    storage::EnvOptions o;
-    o.map_size = 4 << 20;
-    o.dbs = {std::string(kTable), std::string(kPrefsTable)};
-    auto env = storage::Env::open(dir_ + "/data.mdb", o);
-    ASSERT_TRUE(env) << env.error().message;
-    env_ = std::move(env).value();
+    ASSERT_NO_FATAL_FAILURE(
+        env_.open("hearth-mam", {std::string(kTable), std::string(kPrefsTable)}, 4 << 20));
     dbi_ = env_->db(kTable).value();
-  }
-  void TearDown() override {
-    env_.reset();
-    std::filesystem::remove_all(dir_);
   }
   ArchiveId add(std::string_view user, std::string_view with, std::string_view body,
                 uint64_t micros) {
@@ -290,8 +278,7 @@ class MamStore : public ::testing::Test {
     });
     return n;
   }
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
+  test::TempEnv env_;
   storage::Dbi dbi_ = 0;
   Position last_;
 };

@@ -2,12 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "module_fixture.h"
 #include "modules/module.h"
 #include "storage/codec.h"
 #include "xml/fragment.h"
@@ -178,22 +177,10 @@ TEST_F(OfflineXml, DelayIsAppendedToTheCopyOnly) {
 class OfflineStore : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-offline-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    storage::EnvOptions o;
-    o.map_size = 1 << 20;
-    o.dbs = {std::string(kTable)};
-    auto env = storage::Env::open(dir_ + "/data.mdb", o);
-    ASSERT_TRUE(env) << env.error().message;
-    env_ = std::move(env).value();
+    ASSERT_NO_FATAL_FAILURE(env_.open("hearth-offline", {std::string(kTable)}, 1 << 20));
     auto dbi = env_->db(kTable);
     ASSERT_TRUE(dbi) << dbi.error().message;
     dbi_ = *dbi;
-  }
-  void TearDown() override {
-    env_.reset();
-    std::filesystem::remove_all(dir_);
   }
   StoreOutcome put(std::string_view user, std::string_view xml, uint32_t max = 100) {
     auto r = store(*env_, dbi_, user, xml, 42, max);
@@ -220,8 +207,7 @@ class OfflineStore : public ::testing::Test {
     return n;
   }
 
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
+  test::TempEnv env_;
   storage::Dbi dbi_ = 0;
 };
 

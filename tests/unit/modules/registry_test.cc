@@ -4,12 +4,11 @@
 #include "modules/registry.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <set>
 #include <string>
 
+#include "module_fixture.h"
 #include "modules/host.h"
 
 namespace hearth::modules {
@@ -19,44 +18,14 @@ namespace {
 // every IQ a module answers is one a client may discover).
 const std::set<std::string> kInternal = {};
 
-class RegistryTest : public ::testing::Test {
+// Every compiled-in module that the configuration enables (modules_ stays
+// empty), on a database with every table.
+class RegistryTest : public test::HostFixture {
  protected:
   void SetUp() override {
-    ASSERT_NE(mkdtemp(dir_), nullptr);
-    path_ = std::string(dir_) + "/data.mdb";
-    storage::EnvOptions options;
-    options.dbs = Host::all_tables();
-    Result<std::unique_ptr<storage::Env>> env = storage::Env::open(path_, options);
-    ASSERT_TRUE(env.ok()) << env.error().message;
-    env_ = std::move(env.value());
-    config_.domain = "example.org";
-    Result<std::unique_ptr<core::Loop>> loop = core::Loop::create();
-    ASSERT_TRUE(loop.ok());
-    loop_ = std::move(loop.value());
-    Host::Deps deps;
-    deps.config = &config_;
-    deps.loop = loop_.get();
-    deps.router = &router_;
-    deps.db = env_.get();
-    Result<std::unique_ptr<Host>> host = Host::create(deps);
-    ASSERT_TRUE(host.ok()) << host.error().message;
-    host_ = std::move(host.value());
+    ASSERT_NO_FATAL_FAILURE(env_.open("hearth-registry", Host::all_tables()));
+    ASSERT_NO_FATAL_FAILURE(start_host());
   }
-  void TearDown() override {
-    host_.reset();
-    env_.reset();
-    unlink(path_.c_str());
-    unlink((path_ + "-lock").c_str());
-    rmdir(dir_);
-  }
-
-  char dir_[32] = "/tmp/hearth-registry-XXXXXX";
-  std::string path_;
-  std::unique_ptr<storage::Env> env_;
-  config::Config config_;
-  std::unique_ptr<core::Loop> loop_;
-  xmpp::Router router_{"example.org"};
-  std::unique_ptr<Host> host_;
 };
 
 TEST_F(RegistryTest, EveryHandledNamespaceIsAdvertisedOrInternal) {

@@ -1,16 +1,15 @@
 #include "modules/spam/spam.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdio>
 
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "module_fixture.h"
 #include "modules/blocking/blocking.h"
 #include "modules/host.h"
 #include "modules/services.h"
@@ -26,13 +25,9 @@ extern const ModuleDef kModule_spam;
 namespace spam {
 namespace {
 
-using Strings = std::vector<std::string>;
-
-xmpp::Jid jid(std::string_view text) {
-  auto j = xmpp::Jid::parse(text);
-  EXPECT_TRUE(j.ok()) << text;
-  return j.ok() ? *j : xmpp::Jid();
-}
+using test::FakeSession;
+using test::jid;
+using test::Strings;
 
 // ---- the list ----
 
@@ -248,61 +243,18 @@ TEST(SpamReportParse, BlockItemReports) {
 
 // ---- the module on the real host pipeline ----
 
-class FakeSession : public xmpp::Session {
- public:
-  explicit FakeSession(std::string full) : jid_(xmpp::Jid::parse(full).value()) {}
-  const xmpp::Jid& jid() const override { return jid_; }
-  void deliver(const xml::Element& stanza) override {
-    std::string out;
-    xml::serialize(stanza, &out);
-    received.push_back(out);
-  }
-  void deliver_raw(std::string_view xml) override { received.emplace_back(xml); }
-  void kick(std::string_view, std::string_view) override {}
-  size_t count(std::string_view needle) const {
-    size_t n = 0;
-    for (const std::string& r : received)
-      if (r.find(needle) != std::string::npos) ++n;
-    return n;
-  }
-  std::string last() const { return received.empty() ? "" : received.back(); }
-  std::vector<std::string> received;
-
- private:
-  xmpp::Jid jid_;
-};
-
-class SpamModuleTest : public ::testing::Test {
+class SpamModuleTest : public test::HostFixture {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-spam-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    storage::EnvOptions o;
-    o.map_size = 4 << 20;
-    o.dbs = Host::all_tables();
-    auto env = storage::Env::open(dir_ + "/data.mdb", o);
-    ASSERT_TRUE(env.ok()) << env.error().message;
-    env_ = std::move(env).value();
-    config_.domain = "example.org";
+    ASSERT_NO_FATAL_FAILURE(env_.open("hearth-spam", Host::all_tables(), 4 << 20));
     config_.spam.block = {"spam.example", "mallory@example.org"};
     config_.limits.stranger_messages_per_minute = 2;
     config_.limits.subscriptions_per_minute = 1;
     config_.admins = {"admin@example.org"};
-    auto loop = core::Loop::create();
-    ASSERT_TRUE(loop.ok());
-    loop_ = std::move(loop.value());
+    modules_ = {&kModule_roster, &kModule_mam, &kModule_spam};
   }
   void start() {
-    Host::Deps deps;
-    deps.config = &config_;
-    deps.loop = loop_.get();
-    deps.router = &router_;
-    deps.db = env_.get();
-    deps.modules = &modules_;
-    auto host = Host::create(deps);
-    ASSERT_TRUE(host.ok()) << host.error().message;
-    host_ = std::move(host.value());
+    ASSERT_NO_FATAL_FAILURE(start_host());
     host_->set_users({"alice", "bob", "mallory", "admin"});
     for (FakeSession* s : {&alice_, &bob_, &mallory_, &admin_}) {
       router_.bind(s);
@@ -313,13 +265,6 @@ class SpamModuleTest : public ::testing::Test {
     for (FakeSession* s : {&alice_, &bob_, &mallory_, &admin_, &carol_})
       router_.unbind(s);
     host_.reset();
-    env_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  xml::Element& parse(const std::string& text) {
-    auto e = xml::parse_fragment(text, arena_);
-    EXPECT_TRUE(e.ok()) << text;
-    return *e.value();
   }
   xml::Element& message(std::string_view from, std::string_view to, std::string_view body = "hi") {
     return parse("<message type='chat' id='m" + std::to_string(++seq_) + "' from='" +
@@ -339,14 +284,6 @@ class SpamModuleTest : public ::testing::Test {
     return n;
   }
 
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
-  config::Config config_;
-  std::unique_ptr<core::Loop> loop_;
-  xmpp::Router router_{"example.org"};
-  std::vector<const ModuleDef*> modules_{&kModule_roster, &kModule_mam, &kModule_spam};
-  std::unique_ptr<Host> host_;
-  xml::Arena arena_;
   int seq_ = 0;
   FakeSession alice_{"alice@example.org/a"}, bob_{"bob@example.org/b"},
       mallory_{"mallory@example.org/m"}, admin_{"admin@example.org/x"},
@@ -495,7 +432,7 @@ TEST_F(SpamModuleTest, ReportIsStoredWithTheArchiveExcerptAndTheAdminsHear) {
 }
 
 TEST_F(SpamModuleTest, ReloadRebuildsTheListFromTheConfigAndTheKeptFile) {
-  const std::string path = dir_ + "/blocklist.txt";
+  const std::string path = env_.dir() + "/blocklist.txt";
   {
     FILE* f = fopen(path.c_str(), "w");
     ASSERT_NE(f, nullptr);
