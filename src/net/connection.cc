@@ -381,6 +381,7 @@ void Connection::update_events() {
 void Connection::finish(std::string_view reason) {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
+  ++closed_total_;
   cancel_timers();
   paused_ = false;
   slot_.release();

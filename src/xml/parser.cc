@@ -727,6 +727,7 @@ bool StreamParser::hibernate() {
   Impl& s = *impl_;
   if (!s.can_hibernate()) return false;
   s.hibernate();
+  ++hibernations_;
   return true;
 }
 

@@ -88,12 +88,16 @@ class StreamParser {
   // Returns false (and changes nothing) when it cannot hibernate now: in the
   // middle of a stanza or a partial token, or inside a Handler callback.
   bool hibernate();
+  // How many times any parser in this process has hibernated (the reactor
+  // trims the heap only after memory was given back).
+  static uint64_t hibernations() { return hibernations_; }
   // True while no expat parser is held: hibernating, or never fed.
   bool hibernating() const;
 
   // Do not destroy the parser from inside a Handler callback; defer it.
 
  private:
+  static inline uint64_t hibernations_ = 0;
   struct Impl;
   Impl* impl_;
   Handler* handler_;

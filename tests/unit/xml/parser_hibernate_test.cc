@@ -166,6 +166,17 @@ TEST(StreamParserHibernateTest, OddReadsWithHibernateWheneverPossible) {
   }
 }
 
+TEST(StreamParserHibernateTest, HibernationsAreCountedOnlyWhenMemoryWasGivenBack) {
+  Fixture f;
+  ASSERT_TRUE(f.parser.feed(std::string(kHeader) + "<message><body>hi"));
+  uint64_t before = StreamParser::hibernations();
+  EXPECT_FALSE(f.parser.hibernate());  // mid-stanza: refused, not counted
+  EXPECT_EQ(StreamParser::hibernations(), before);
+  ASSERT_TRUE(f.parser.feed("</body></message>"));
+  EXPECT_TRUE(f.parser.hibernate());
+  EXPECT_EQ(StreamParser::hibernations(), before + 1);
+}
+
 TEST(StreamParserHibernateTest, NotBetweenStanzasItRefuses) {
   Fixture f;
   ASSERT_TRUE(f.parser.feed("<?xml version='1.0'?><stream:str"));
