@@ -5,28 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "../modules/module_fixture.h"
+
 namespace hearth::xmpp {
 namespace {
 
-class FakeSession : public Session {
- public:
-  explicit FakeSession(std::string full) : jid_(Jid::parse(full).value()) {}
-  const Jid& jid() const override { return jid_; }
-  void deliver(const xml::Element& stanza) override {
-    std::string out;
-    xml::serialize(stanza, &out);
-    received.push_back(out);
-  }
-  void deliver_raw(std::string_view xml) override { received.emplace_back(xml); }
-  void kick(std::string_view condition, std::string_view) override {
-    kicked = std::string(condition);
-  }
-  std::vector<std::string> received;
-  std::string kicked;
-
- private:
-  Jid jid_;
-};
+using modules::test::FakeSession;  // records what the router delivers
 
 class RouterTest : public ::testing::Test {
  protected:
