@@ -9,6 +9,7 @@ of hanging it.
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -933,3 +934,23 @@ def subscribe(requester, requester_user, contact, contact_user):
     requester.wait_for(lambda e: e.tag == tag(NS_CLIENT, "iq") and e.get("type") == "set" and any(
         i.get("jid") == bare_jid(contact_user) and i.get("subscription") in ("to", "both")
         for i in e.iter("{jabber:iq:roster}item")), what="the roster push of the approval")
+
+
+@contextlib.contextmanager
+def forbidden_syscall_hook(srv, call):
+    """Test builds (HEARTH_TEST_HOOKS): a process that gets SIGUSR2 tries the
+    system call HEARTH_TEST_SYSCALL names. Sets it for the servers started
+    inside the block; afterwards restores the environment and stops and
+    removes `srv`."""
+    old = os.environ.get("HEARTH_TEST_SYSCALL")
+    os.environ["HEARTH_TEST_SYSCALL"] = call
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HEARTH_TEST_SYSCALL", None)
+        else:
+            os.environ["HEARTH_TEST_SYSCALL"] = old
+        srv.send_sigterm()
+        srv.wait_exit(15)
+        srv.cleanup()

@@ -11,7 +11,8 @@ import stat
 import time
 
 from conftest import USERS
-from hearthtest import SERVICE_USER, HearthServer, XmppClient, sasl_failure_condition
+from hearthtest import (SERVICE_USER, HearthServer, XmppClient, forbidden_syscall_hook,
+                        sasl_failure_condition)
 
 
 def read_events(path):
@@ -93,9 +94,7 @@ def test_audit_file_setting_and_sandbox_violation(tmp_path):
     srv = HearthServer(overrides={"log": {"audit_file": audit}}, name="audit-sigsys")
     if os.geteuid() == 0:
         os.chmod(str(tmp_path), 0o755)
-    old = os.environ.get("HEARTH_TEST_SYSCALL")
-    os.environ["HEARTH_TEST_SYSCALL"] = "execve"
-    try:
+    with forbidden_syscall_hook(srv, "execve"):
         srv.add_user("alice", USERS["alice"])
         srv.start()
         assert stat.S_IMODE(os.stat(audit).st_mode) == 0o600
@@ -111,11 +110,3 @@ def test_audit_file_setting_and_sandbox_violation(tmp_path):
         wait_children(srv, roles=("keyholder",), exclude={"keyholder": kids["keyholder"]})
         c = XmppClient.login(srv, "alice", USERS["alice"])
         c.close()
-    finally:
-        if old is None:
-            os.environ.pop("HEARTH_TEST_SYSCALL", None)
-        else:
-            os.environ["HEARTH_TEST_SYSCALL"] = old
-        srv.send_sigterm()
-        srv.wait_exit(15)
-        srv.cleanup()

@@ -8,17 +8,16 @@ import asyncio
 import json
 import os
 import re
-import ssl
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
-import slixmpp
 
 from conftest import USERS
 from hearthtest import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, XmppClient, body_of, show,
                         stanza_error_condition, tag)
 from test_login import loop  # noqa: F401 (the slixmpp event-loop fixture)
+from test_login import slixmpp_client
 
 NS_REGISTER = "jabber:iq:register"
 NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register"
@@ -464,20 +463,7 @@ def test_slixmpp_registers_with_an_invite(server, loop):
     outcome = {}
 
     async def run():
-        x = slixmpp.ClientXMPP("frank@localhost/slix", GOOD_PASSWORD,
-                               plugin_config={"feature_mechanisms": {"use_mech": "SCRAM-SHA-256"}})
-        x.ssl_context.check_hostname = False
-        x.ssl_context.verify_mode = ssl.CERT_NONE
-        mechanisms = x["feature_mechanisms"]
-        default_credentials = mechanisms.sasl_callback
-
-        def no_channel_binding(required, optional):
-            creds = default_credentials(required, optional)
-            if "channel_binding" in creds:
-                creds["channel_binding"] = None
-            return creds
-
-        mechanisms.sasl_callback = no_channel_binding
+        x = slixmpp_client("frank@localhost/slix", GOOD_PASSWORD)
         x.register_plugin("xep_0030")
         x.register_plugin("xep_0004")
         x.register_plugin("xep_0077", {"force_registration": True})

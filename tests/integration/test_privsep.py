@@ -20,7 +20,7 @@ import pytest
 
 from conftest import USERS
 from hearthtest import (NS_SASL, SERVICE_USER, HearthServer, XmppClient, client_context,
-                        scram_server_first,
+                        forbidden_syscall_hook, scram_server_first,
                         sasl_failure_condition, show, tag)
 
 ROLES = ("reactor", "keyholder", "auth")
@@ -261,9 +261,7 @@ def test_forbidden_syscall_kills_the_process(role, call):
     named by HEARTH_TEST_SYSCALL when it gets SIGUSR2; its filter must kill
     it with SIGSYS, and the monitor restarts it."""
     srv = HearthServer(name="sigsys-%s-%s" % (role, call))
-    old = os.environ.get("HEARTH_TEST_SYSCALL")
-    os.environ["HEARTH_TEST_SYSCALL"] = call
-    try:
+    with forbidden_syscall_hook(srv, call):
         srv.add_user("alice", USERS["alice"])
         srv.start()
         kids = wait_children(srv)
@@ -283,14 +281,6 @@ def test_forbidden_syscall_kills_the_process(role, call):
         c = XmppClient.login(srv, "alice", USERS["alice"])
         c.ping()
         c.close()
-    finally:
-        if old is None:
-            os.environ.pop("HEARTH_TEST_SYSCALL", None)
-        else:
-            os.environ["HEARTH_TEST_SYSCALL"] = old
-        srv.send_sigterm()
-        srv.wait_exit(15)
-        srv.cleanup()
 
 
 def test_check_lists_processes_and_filters(server):
