@@ -337,6 +337,20 @@ def accepted_stream(sock, wait=3.0):
         got += data
     return True
 
+def open_accepted(ip, port, n, socks):
+    """Opens n connections from ip; each must be accepted (kept in socks)."""
+    for i in range(n):
+        s = tcp_from(ip, port)
+        socks.append(s)
+        assert accepted_stream(s), "connection %d of %d from %s was refused" % (i + 1, n, ip)
+
+
+def open_refused(ip, port, socks, what="the connection was not closed"):
+    """Opens one more connection from ip; the server must close it."""
+    s = tcp_from(ip, port)
+    socks.append(s)
+    assert closed_by_server(s, 1.0), what
+
 
 def client_hello():
     """The bytes of a real TLS ClientHello."""
@@ -522,19 +536,13 @@ def test_connect_rate_per_ip(make_server):
         "limits": {"trust_loopback": "false", "max_per_ip": 100, "connect_rate": 5}})
     socks = []
     try:
-        for _ in range(5):
-            s = tcp_from("127.0.0.4", server.starttls_port)
-            socks.append(s)
-            assert accepted_stream(s)
-        sixth = tcp_from("127.0.0.4", server.starttls_port)
-        socks.append(sixth)
-        assert closed_by_server(sixth, 1.0), "the 6th connection in a minute was not closed"
+        open_accepted("127.0.0.4", server.starttls_port, 5, socks)
+        open_refused("127.0.0.4", server.starttls_port, socks,
+                     "the 6th connection in a minute was not closed")
         # A rate, not a cap: closing one does not give a connection back.
         socks[0].close()
         time.sleep(0.2)
-        seventh = tcp_from("127.0.0.4", server.starttls_port)
-        socks.append(seventh)
-        assert closed_by_server(seventh, 1.0)
+        open_refused("127.0.0.4", server.starttls_port, socks)
         # Another IP has its own budget.
         other = tcp_from("127.0.0.5", server.starttls_port)
         socks.append(other)
@@ -551,13 +559,8 @@ def test_max_connections_global_cap(make_server):
     server = make_server(overrides={"limits": {"max_connections": 10}})
     socks = []
     try:
-        for _ in range(10):
-            s = tcp_from("127.0.0.1", server.starttls_port)
-            socks.append(s)
-            assert accepted_stream(s)
-        extra = tcp_from("127.0.0.7", server.starttls_port)
-        socks.append(extra)
-        assert closed_by_server(extra, 1.0), "the 11th connection was not closed"
+        open_accepted("127.0.0.1", server.starttls_port, 10, socks)
+        open_refused("127.0.0.7", server.starttls_port, socks, "the 11th connection was not closed")
         socks.pop(0).close()
         deadline = time.monotonic() + 3
         while True:  # the server notices the close within a turn
@@ -567,9 +570,7 @@ def test_max_connections_global_cap(make_server):
                 break
             assert time.monotonic() < deadline, "a freed slot was not given to a new connection"
             time.sleep(0.1)
-        full = tcp_from("127.0.0.1", server.starttls_port)
-        socks.append(full)
-        assert closed_by_server(full, 1.0)
+        open_refused("127.0.0.1", server.starttls_port, socks)
     finally:
         close_all(socks)
     assert "refusing new connections: [limits] max_connections reached" in server.log_text()
@@ -669,18 +670,10 @@ def test_trusted_networks_exempt_and_reload(make_server):
     socks = []
     try:
         # 127.0.0.6 is in 127.0.0.4/30: no per-IP cap, no rate.
-        for _ in range(8):
-            s = tcp_from("127.0.0.6", server.starttls_port)
-            socks.append(s)
-            assert accepted_stream(s)
+        open_accepted("127.0.0.6", server.starttls_port, 8, socks)
         # 127.0.0.9 is not.
-        for _ in range(2):
-            s = tcp_from("127.0.0.9", server.starttls_port)
-            socks.append(s)
-            assert accepted_stream(s)
-        third = tcp_from("127.0.0.9", server.starttls_port)
-        socks.append(third)
-        assert closed_by_server(third, 1.0)
+        open_accepted("127.0.0.9", server.starttls_port, 2, socks)
+        open_refused("127.0.0.9", server.starttls_port, socks)
         # SIGHUP: without the trusted network, new connections from .6 are
         # limited; the open ones stay.
         server.settings["limits"]["trusted_networks"] = "10.0.0.0/8"
@@ -691,13 +684,9 @@ def test_trusted_networks_exempt_and_reload(make_server):
             assert time.monotonic() < deadline, server.log_tail()
             time.sleep(0.02)
         # Connections opened while exempt are not counted: two more fit.
-        for _ in range(2):
-            s = tcp_from("127.0.0.6", server.starttls_port)
-            socks.append(s)
-            assert accepted_stream(s)
-        late = tcp_from("127.0.0.6", server.starttls_port)
-        socks.append(late)
-        assert closed_by_server(late, 1.0), "the reload did not apply to new connections"
+        open_accepted("127.0.0.6", server.starttls_port, 2, socks)
+        open_refused("127.0.0.6", server.starttls_port, socks,
+                     "the reload did not apply to new connections")
         assert not closed_by_server(socks[0], 0)
     finally:
         close_all(socks)
